@@ -1,0 +1,39 @@
+# The two commands of the quick start: `make run` and `make test`.
+PYTHON ?= python3
+VENV ?= .venv
+BIN := $(VENV)/bin
+
+.PHONY: dev run test lint unit integration clean-venv
+
+# Set up: a virtualenv with Cadenza and its dev tools, and the Kafka jars cached.
+dev: $(VENV)/.installed
+	@$(BIN)/cadenza kafka fetch
+
+$(VENV)/.installed: pyproject.toml
+	@$(PYTHON) -c 'import sys; sys.exit(0 if sys.version_info >= (3, 11) else "Cadenza needs Python 3.11 or newer (PYTHON=python3.11 make ...)")'
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install -q --upgrade pip setuptools wheel
+	$(BIN)/pip install -q -e '.[dev]'
+	@touch $@
+
+# The main job: a local broker, the topics, the processors and a sample workflow.
+run: dev
+	$(BIN)/python -m cadenza.demo
+
+lint: dev
+	$(BIN)/ruff check sdk topics schemas processors tests
+	$(BIN)/ruff format --check sdk topics schemas processors tests
+	$(BIN)/mypy sdk topics schemas
+
+unit: dev
+	$(BIN)/pytest tests/unit -q
+
+integration: dev
+	$(BIN)/pytest tests/integration -q
+
+# Everything CI runs: lint, types, unit and integration tests on a real broker.
+test: lint
+	$(BIN)/pytest -q
+
+clean-venv:
+	rm -rf $(VENV)

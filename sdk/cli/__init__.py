@@ -1,0 +1,5 @@
+"""The ``cadenza`` command line."""
+
+from cadenza.cli._main import cli, main
+
+__all__ = ["cli", "main"]

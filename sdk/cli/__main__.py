@@ -1,0 +1,3 @@
+from cadenza.cli._main import main
+
+main()
