@@ -52,6 +52,16 @@ def _parse_positive_int(raw: str) -> int:
     return value
 
 
+def _parse_retention_ms(raw: str) -> int:
+    try:
+        value = int(raw)
+    except ValueError:
+        raise SettingsError(f"{raw!r} is not a whole number of milliseconds") from None
+    if value == 0 or value < -1:
+        raise SettingsError(f"{value}: use -1 (keep forever) or a positive number of milliseconds")
+    return value
+
+
 def _parse_port(raw: str) -> int:
     value = _parse_positive_int(raw)
     if value > 65535:
@@ -148,6 +158,22 @@ SETTINGS: tuple[Setting, ...] = (
         "engine parallelism: choose at least the number of engine instances you may ever run).",
     ),
     Setting(
+        "reply_partitions",
+        "CADENZA_REPLY_PARTITIONS",
+        _parse_positive_int,
+        lambda: 32,
+        "Partition count of `replies` (fixed at creation): each client process reads one "
+        "partition of its own; choose at least the number of client processes run at once.",
+    ),
+    Setting(
+        "history_retention_ms",
+        "CADENZA_HISTORY_RETENTION_MS",
+        _parse_retention_ms,
+        lambda: -1,
+        "retention.ms of `history` when topics are created: -1 keeps every event forever "
+        "(replay and rebuilds need the whole history).",
+    ),
+    Setting(
         "replication_factor",
         "CADENZA_REPLICATION_FACTOR",
         _parse_positive_int,
@@ -197,6 +223,8 @@ class Settings:
     ssl_certfile: str | None
     ssl_keyfile: str | None
     partitions: int
+    reply_partitions: int
+    history_retention_ms: int
     replication_factor: int
     kafka_port: int
     cache_dir: str
@@ -208,7 +236,7 @@ class Settings:
         environ: Mapping[str, str] | None = None,
         **overrides: Any,
     ) -> Settings:
-        """Resolve settings: explicit overrides (None means "not given"), then environment, then defaults.
+        """Resolve settings: overrides (None: not given), then the environment, then defaults.
 
         Raises:
             SettingsError: a value cannot be parsed; the message names the variable.
@@ -247,9 +275,11 @@ class Settings:
         """The bootstrap servers every client connects to."""
         return self.bootstrap_servers or f"127.0.0.1:{self.kafka_port}"
 
-    def kafka_config(self) -> dict[str, str]:
+    def kafka_config(self) -> dict[str, str | int | float | bool]:
         """librdkafka (confluent-kafka) client settings: bootstrap plus security pass-through."""
-        config = {"bootstrap.servers": self.resolved_bootstrap_servers}
+        config: dict[str, str | int | float | bool] = {
+            "bootstrap.servers": self.resolved_bootstrap_servers
+        }
         optional = {
             "security.protocol": self.security_protocol,
             "sasl.mechanism": self.sasl_mechanism,

@@ -142,7 +142,9 @@ class LocalKafka:
                 "PATH to fetch it: install Maven (Debian: `apt-get install maven`), or set "
                 "CADENZA_BOOTSTRAP_SERVERS to use an existing Kafka cluster."
             )
-        self._progress(f"fetching Apache Kafka {self.version} from Maven Central into {self.jar_dir}")
+        self._progress(
+            f"fetching Apache Kafka {self.version} from Maven Central into {self.jar_dir}"
+        )
         staging = self.jar_dir.with_name(f"libs.partial-{os.getpid()}")
         shutil.rmtree(staging, ignore_errors=True)
         staging.mkdir(parents=True)
@@ -193,7 +195,9 @@ class LocalKafka:
         """Start the broker (a no-op when it already runs) and wait until it answers."""
         running = self.info()
         if running:
-            self._progress(f"Kafka already running (pid {running.pid}) on {running.bootstrap_servers}")
+            self._progress(
+                f"Kafka already running (pid {running.pid}) on {running.bootstrap_servers}"
+            )
             return running
         java = self.check_java()
         jars = self.fetch()
@@ -205,7 +209,7 @@ class LocalKafka:
         if not (self.home / "data" / "meta.properties").exists():
             self._format(java, jars, properties)
 
-        stdout = open(self.log_dir / "stdout.log", "ab")  # noqa: SIM115 - handed to the child
+        stdout = open(self.log_dir / "stdout.log", "ab")
         log4j = resources.files("cadenza.localkafka").joinpath("log4j2.yaml")
         log4j_copy = self.home / "log4j2.yaml"
         log4j_copy.write_text(log4j.read_text())
@@ -226,7 +230,10 @@ class LocalKafka:
         started = time.monotonic()
         # A session of its own: the broker outlives the CLI and a Ctrl-C in that terminal.
         proc = subprocess.Popen(
-            cmd, stdout=stdout, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
+            cmd,
+            stdout=stdout,
+            stderr=subprocess.STDOUT,
+            stdin=subprocess.DEVNULL,
             start_new_session=True,
         )
         stdout.close()
@@ -251,7 +258,9 @@ class LocalKafka:
         while _alive(info.pid) and time.monotonic() < deadline:
             time.sleep(0.1)
         if _alive(info.pid):
-            self._progress(f"Kafka (pid {info.pid}) did not stop in {_STOP_TIMEOUT_S:.0f}s: killing it")
+            self._progress(
+                f"Kafka (pid {info.pid}) did not stop in {_STOP_TIMEOUT_S:.0f}s: killing it"
+            )
             os.kill(info.pid, signal.SIGKILL)
             while _alive(info.pid):
                 time.sleep(0.05)
@@ -334,9 +343,21 @@ class LocalKafka:
         cluster_id = _kafka_uuid()
         self._progress(f"formatting KRaft storage in {self.home / 'data'} (cluster {cluster_id})")
         out = subprocess.run(
-            [java, "-cp", f"{jars}/*", "kafka.tools.StorageTool", "format",
-             "-t", cluster_id, "-c", str(properties), "--ignore-formatted"],
-            capture_output=True, text=True, check=False,
+            [
+                java,
+                "-cp",
+                f"{jars}/*",
+                "kafka.tools.StorageTool",
+                "format",
+                "-t",
+                cluster_id,
+                "-c",
+                str(properties),
+                "--ignore-formatted",
+            ],
+            capture_output=True,
+            text=True,
+            check=False,
             env={**os.environ, "KAFKA_LOG4J_OPTS": ""},
         )
         if out.returncode != 0:

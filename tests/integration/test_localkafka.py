@@ -59,8 +59,12 @@ def test_cli_start_status_stop_and_produce(tmp_path: Path) -> None:
         producer.produce("t", b"committed")
         producer.commit_transaction(30)
         consumer = Consumer(
-            {"bootstrap.servers": servers, "group.id": "g", "auto.offset.reset": "earliest",
-             "isolation.level": "read_committed"}
+            {
+                "bootstrap.servers": servers,
+                "group.id": "g",
+                "auto.offset.reset": "earliest",
+                "isolation.level": "read_committed",
+            }
         )
         consumer.subscribe(["t"])
         msg = None

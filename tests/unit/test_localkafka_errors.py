@@ -31,7 +31,9 @@ def test_missing_java_names_the_fix(
     isolated: Settings, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     monkeypatch.setenv("JAVA_HOME", str(tmp_path / "nowhere"))
-    with pytest.raises(LocalKafkaError, match="no Java found.*openjdk-17.*CADENZA_BOOTSTRAP_SERVERS"):
+    with pytest.raises(
+        LocalKafkaError, match="no Java found.*openjdk-17.*CADENZA_BOOTSTRAP_SERVERS"
+    ):
         LocalKafka(isolated, progress=lambda _: None).check_java()
 
 
