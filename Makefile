@@ -18,7 +18,7 @@ $(VENV)/.installed: pyproject.toml
 
 # The main job: a local broker, the topics, the processors and a sample workflow.
 run: dev
-	$(BIN)/python -m cadenza.demo
+	$(BIN)/cadenza demo
 
 lint: dev
 	$(BIN)/ruff check sdk topics schemas processors tests

@@ -309,7 +309,7 @@ ACTIVITY_TASKS = TopicSpec(
     retention_ms=_fixed(7 * DAY_MS),
     doc="Activity tasks of one task queue, written by the engine; consumed by the activity "
     "workers of that queue (one consumer group per queue).",
-    record_key="activity id",
+    record_key='workflow id + "/" + activity id',
     record_schema="cadenza.task.ActivityTask",
 )
 

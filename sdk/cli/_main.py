@@ -23,10 +23,11 @@ def settings_cmd() -> None:
 
 def _register() -> None:
     # Sub-groups register themselves here so `cadenza --help` lists them all.
-    from cadenza.cli import _kafka, _topics
+    from cadenza.cli import _demo, _kafka, _topics
 
     cli.add_command(_kafka.kafka)
     cli.add_command(_topics.topics)
+    cli.add_command(_demo.demo)
 
 
 _register()

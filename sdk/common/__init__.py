@@ -1,0 +1,46 @@
+"""Types shared by every part of the SDK: retry policy, id policies, search attributes.
+
+The same names, fields and defaults as ``temporalio.common``::
+
+    from cadenza.common import RetryPolicy
+    policy = RetryPolicy(maximum_attempts=3)
+"""
+
+from ._enums import (
+    QueryRejectCondition,
+    WorkflowExecutionStatus,
+    WorkflowIDConflictPolicy,
+    WorkflowIDReusePolicy,
+)
+from ._payload import RawValue
+from ._retry import RetryPolicy, RetryPolicyAvro
+from ._search_attributes import (
+    SearchAttributeIndexedValueType,
+    SearchAttributeKey,
+    SearchAttributePair,
+    SearchAttributes,
+    SearchAttributeUpdate,
+    SearchAttributeValue,
+    SearchAttributeValues,
+    SearchAttributeValueType,
+    TypedSearchAttributes,
+)
+
+__all__ = [
+    "QueryRejectCondition",
+    "RawValue",
+    "RetryPolicy",
+    "RetryPolicyAvro",
+    "SearchAttributeIndexedValueType",
+    "SearchAttributeKey",
+    "SearchAttributePair",
+    "SearchAttributeUpdate",
+    "SearchAttributeValue",
+    "SearchAttributeValueType",
+    "SearchAttributeValues",
+    "SearchAttributes",
+    "TypedSearchAttributes",
+    "WorkflowExecutionStatus",
+    "WorkflowIDConflictPolicy",
+    "WorkflowIDReusePolicy",
+]

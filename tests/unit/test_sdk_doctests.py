@@ -1,0 +1,35 @@
+"""The examples in the SDK's docstrings run and say what they show."""
+
+from __future__ import annotations
+
+import doctest
+import importlib
+import pkgutil
+
+import pytest
+
+import cadenza
+
+PACKAGES = ("common", "exceptions", "converter", "activity", "workflow")
+
+
+def _modules() -> list[str]:
+    names = []
+    for package in PACKAGES:
+        full = f"cadenza.{package}"
+        names.append(full)
+        module = importlib.import_module(full)
+        names += [f"{full}.{m.name}" for m in pkgutil.iter_modules(module.__path__)]
+    return sorted(names)
+
+
+def test_every_package_is_covered() -> None:
+    assert {m.split(".")[1] for m in _modules()} == set(PACKAGES)
+    assert cadenza.__name__ == "cadenza"
+
+
+@pytest.mark.parametrize("module_name", _modules())
+def test_docstring_examples(module_name: str) -> None:
+    module = importlib.import_module(module_name)
+    result = doctest.testmod(module, optionflags=doctest.ELLIPSIS)
+    assert result.failed == 0, f"{result.failed} doctest failure(s) in {module_name}"
