@@ -292,6 +292,20 @@ class Settings:
         config.update({k: v for k, v in optional.items() if v is not None})
         return config
 
+    def producer_config(self) -> dict[str, str | int | float | bool]:
+        """Producer settings: acks=all, idempotence, and Kafka's Java (murmur2) partitioner.
+
+        Every producer to ``commands`` must partition as the Java client does, or one
+        workflow's commands could land on two partitions (see schemas/README.md).
+        """
+        return {
+            **self.kafka_config(),
+            "partitioner": "murmur2_random",
+            "acks": "all",
+            "enable.idempotence": True,
+            "linger.ms": 0,
+        }
+
     def topic(self, name: str) -> str:
         """The full topic name of catalog entry ``name`` in this namespace."""
         return f"{self.namespace}.{name}"

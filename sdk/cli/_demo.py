@@ -72,9 +72,7 @@ def demo(settings: Settings, task_queue: str) -> None:
     }
     topic = commands_topic(settings)
     _step(f"producing StartWorkflow({workflow_id}) to {topic} (Avro single-object encoding)")
-    producer = Producer(
-        {**settings.kafka_config(), "acks": "all", "enable.idempotence": True, "log_level": 3}
-    )
+    producer = Producer({**settings.producer_config(), "log_level": 3})
     delivered: list[tuple[int, int]] = []
 
     def on_delivery(err: object, msg: object) -> None:
