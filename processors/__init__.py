@@ -1,0 +1,5 @@
+"""Cadenza's stream processors: the workflow engine (with its timer service).
+
+Run them with ``cadenza processors run``; any number of instances share the
+partitions of ``commands`` through one consumer group.
+"""

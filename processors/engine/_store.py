@@ -1,0 +1,115 @@
+"""One partition's RocksDB store: run states, history, the timer index and offsets.
+
+Keys (one byte of kind first, so kinds never interleave):
+
+- ``s`` workflow id -> the current run's state (``cadenza.state.WorkflowState``)
+- ``a`` workflow id NUL run id -> a closed run's state (for results and describe)
+- ``h`` workflow id NUL run id NUL event id (8 bytes, big-endian) -> HistoryEvent bytes
+- ``t`` due time (8 bytes, big-endian) ... -> b"" (see ``_timers``)
+- ``m`` name -> metadata (the offsets this store reflects)
+
+A batch of changes and the offsets they reflect are written in one RocksDB
+write batch, so the store and its offsets always move together.
+"""
+
+from __future__ import annotations
+
+import json
+import struct
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+from rocksdict import Options, Rdict, WriteBatch
+
+from cadenza import schemas
+
+_EVENT_ID = struct.Struct(">Q")
+_OFFSETS = b"m\x00offsets"
+
+
+def state_key(workflow_id: str) -> bytes:
+    return b"s" + workflow_id.encode()
+
+
+def run_key(workflow_id: str, run_id: str) -> bytes:
+    return b"a" + workflow_id.encode() + b"\x00" + run_id.encode()
+
+
+def history_prefix(workflow_id: str, run_id: str) -> bytes:
+    return b"h" + workflow_id.encode() + b"\x00" + run_id.encode() + b"\x00"
+
+
+def history_key(workflow_id: str, run_id: str, event_id: int) -> bytes:
+    return history_prefix(workflow_id, run_id) + _EVENT_ID.pack(event_id)
+
+
+class PartitionStore:
+    """RocksDB store of one ``commands`` partition."""
+
+    def __init__(self, path: Path) -> None:
+        path.mkdir(parents=True, exist_ok=True)
+        options = Options(raw_mode=True)
+        options.create_if_missing(True)
+        self.path = path
+        self._db = Rdict(str(path), options=options)
+
+    def close(self) -> None:
+        self._db.close()
+
+    # -- reads --------------------------------------------------------------------------------
+
+    def get(self, key: bytes) -> bytes | None:
+        value = self._db.get(key)
+        return None if value is None else bytes(value)
+
+    def state(self, workflow_id: str) -> dict[str, Any] | None:
+        raw = self._db.get(state_key(workflow_id))
+        return None if raw is None else schemas.decode_as(raw, "cadenza.state.WorkflowState")
+
+    def run_state(self, workflow_id: str, run_id: str) -> dict[str, Any] | None:
+        raw = self._db.get(run_key(workflow_id, run_id))
+        return None if raw is None else schemas.decode_as(raw, "cadenza.state.WorkflowState")
+
+    def history_bytes(self, workflow_id: str, run_id: str, from_event_id: int) -> Iterator[bytes]:
+        """Encoded events of a run from ``from_event_id`` on, in order."""
+        prefix = history_prefix(workflow_id, run_id)
+        it = self._db.iter()
+        it.seek(prefix + _EVENT_ID.pack(from_event_id))
+        while it.valid():
+            key = it.key()
+            if not key.startswith(prefix):
+                break
+            yield bytes(it.value())
+            it.next()
+
+    def due(self, until_key: bytes, limit: int) -> list[bytes]:
+        """Timer index keys that sort before ``until_key``, oldest first."""
+        out = []
+        it = self._db.iter()
+        it.seek(b"t")
+        while it.valid() and len(out) < limit:
+            key = bytes(it.key())
+            if key >= until_key or not key.startswith(b"t"):
+                break
+            out.append(key)
+            it.next()
+        return out
+
+    def offsets(self) -> dict[str, int]:
+        """Next offsets (of commands, changelog, history) this store reflects."""
+        raw = self._db.get(_OFFSETS)
+        return {} if raw is None else dict(json.loads(bytes(raw)))
+
+    # -- writes -------------------------------------------------------------------------------
+
+    def write(self, batch: WriteBatch, offsets: dict[str, int] | None) -> None:
+        """Apply ``batch`` and, in the same write, the offsets it reflects."""
+        if offsets is not None:
+            merged = {**self.offsets(), **offsets}
+            batch.put(_OFFSETS, json.dumps(merged).encode())
+        self._db.write(batch)
+
+
+def new_batch() -> WriteBatch:
+    return WriteBatch(raw_mode=True)
