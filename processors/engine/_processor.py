@@ -511,7 +511,7 @@ class Engine:
     def _read_to_end(
         self, consumer: Consumer, topic: str, partition: int, start: int
     ) -> list[Message]:
-        _, high = consumer.get_watermark_offsets(TopicPartition(topic, partition), 10)
+        high = _high_watermark(consumer, TopicPartition(topic, partition))
         if high <= start:
             return []
         consumer.assign([TopicPartition(topic, partition, start)])
@@ -532,6 +532,24 @@ class Engine:
                 break
         consumer.unassign()
         return out
+
+
+def _high_watermark(consumer: Consumer, tp: TopicPartition) -> int:
+    # Right after a topic is created its leader may not be known yet: retry a while.
+    deadline = time.monotonic() + 30
+    while True:
+        try:
+            return int(consumer.get_watermark_offsets(tp, 5)[1])
+        except KafkaException as exc:
+            if not exc.args[0].retriable() and exc.args[0].code() not in (
+                KafkaError.NOT_LEADER_FOR_PARTITION,
+                KafkaError.LEADER_NOT_AVAILABLE,
+                KafkaError.UNKNOWN_TOPIC_OR_PART,
+            ):
+                raise
+            if time.monotonic() > deadline:
+                raise
+            time.sleep(0.2)
 
 
 def run_engine(settings: Settings, *, data_dir: str | None = None) -> None:

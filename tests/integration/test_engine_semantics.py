@@ -1,0 +1,254 @@
+"""Engine semantics on the real broker: duplicates, rejections, dead letters, timers, retries."""
+
+from __future__ import annotations
+
+import itertools
+import time
+from pathlib import Path
+
+from confluent_kafka import Producer
+
+from cadenza import Settings, schemas
+from cadenza.topics import commands_topic, dead_letters_topic
+
+from .engine_support import (
+    PAYLOAD,
+    Wire,
+    complete_task,
+    running_engine,
+    schedule_activity,
+    start_body,
+)
+
+H = "cadenza.history."
+
+
+def _start(wire: Wire, workflow_id: str, **extra: object) -> tuple[str, dict]:  # type: ignore[type-arg]
+    request = wire.send(workflow_id, start_body("W", wire.queue, **extra), reply=True)
+    run_id = wire.reply(request)["body"][1]["run_id"]
+    return run_id, wire.workflow_task(workflow_id)
+
+
+def _finish(wire: Wire, workflow_id: str, run_id: str) -> None:
+    """Answer workflow tasks with "complete" until the run completes.
+
+    A completion is refused (UNHANDLED_COMMAND) while events arrived that the task
+    did not see, as in Temporal; the next task then carries them.
+    """
+    for _ in range(5):
+        task = wire.workflow_task(workflow_id)
+        wire.send(
+            workflow_id,
+            complete_task(task, ("cadenza.command.CompleteWorkflowExecution", {"result": []})),
+            run_id=run_id,
+        )
+        request = wire.send(workflow_id, ("cadenza.command.DescribeWorkflow", {}), reply=True)
+        if wire.reply(request)["body"][1]["status"] == "COMPLETED":
+            return
+    raise AssertionError(f"{workflow_id} did not complete")
+
+
+def test_duplicates_are_rejected_by_state(settings: Settings, tmp_path: Path) -> None:
+    wire = Wire(settings, "q")
+    with running_engine(settings, str(tmp_path)):
+        run_id, task = _start(wire, "dup")
+        wire.send("dup", complete_task(task, schedule_activity("1", "a", "q")), run_id=run_id)
+        activity = wire.activity_task("dup")
+        done = (
+            "cadenza.command.ActivityTaskCompleted",
+            {
+                "scheduled_event_id": activity["scheduled_event_id"],
+                "attempt": 1,
+                "result": [PAYLOAD],
+            },
+        )
+        wire.send("dup", done, run_id=run_id)
+        wire.send("dup", done, run_id=run_id)  # the same completion again
+        # An old workflow task's completion is stale once a newer task exists.
+        wire.send("dup", complete_task(task), run_id=run_id)
+        signal = (
+            "cadenza.command.SignalWorkflow",
+            {"signal_name": "go", "input": [], "signal_id": "sig-1"},
+        )
+        wire.send("dup", signal)
+        wire.send("dup", signal)
+        _finish(wire, "dup", run_id)
+        events = wire.history("dup", H + "WorkflowExecutionCompleted")
+    kinds = [e["attributes"][0] for e in events]
+    assert kinds.count(H + "ActivityTaskCompleted") == 1
+    assert kinds.count(H + "WorkflowExecutionSignaled") == 1
+    assert kinds.count(H + "WorkflowTaskCompleted") >= 2
+    wire.close()
+
+
+def test_commands_that_cannot_apply_get_a_reason(settings: Settings, tmp_path: Path) -> None:
+    wire = Wire(settings, "q")
+    with running_engine(settings, str(tmp_path)):
+        request = wire.send(
+            "nobody",
+            ("cadenza.command.SignalWorkflow", {"signal_name": "s", "signal_id": "x"}),
+            reply=True,
+        )
+        reply = wire.reply(request)
+        assert reply["body"] == (
+            "cadenza.reply.CommandRejected",
+            {"code": "NOT_FOUND", "message": "workflow 'nobody' does not exist"},
+        )
+        _run_id, _task = _start(wire, "twice")
+        request = wire.send("twice", start_body("W", "q"), reply=True)
+        assert wire.reply(request)["body"][1]["code"] == "ALREADY_STARTED"
+        request = wire.send(
+            "twice", ("cadenza.command.TerminateWorkflow", {"reason": "bye"}), reply=True
+        )
+        assert wire.reply(request)["body"][0] == "cadenza.reply.CommandAccepted"
+        request = wire.send(
+            "twice",
+            ("cadenza.command.SignalWorkflow", {"signal_name": "s", "signal_id": "y"}),
+            reply=True,
+        )
+        rejected = wire.reply(request)["body"][1]
+        assert rejected["code"] == "ALREADY_CLOSED" and "terminated" in rejected["message"]
+    wire.close()
+
+
+def test_malformed_records_go_to_dead_letters_and_the_partition_moves_on(
+    settings: Settings, tmp_path: Path
+) -> None:
+    wire = Wire(settings, "q")
+    producer = Producer(settings.producer_config())
+    good = schemas.encode(
+        schemas.COMMAND,
+        {
+            "command_id": "c",
+            "workflow_id": "right",
+            "run_id": None,
+            "sent_time_ms": 0,
+            "body": ("cadenza.command.SignalWorkflow", {"signal_name": "s", "signal_id": "z"}),
+        },
+    )
+    bad = {
+        b"empty": b"",
+        b"not-avro": b"hello world",
+        b"unknown-schema": b"\xc3\x01" + b"\x00" * 8 + b"\x02",
+        b"truncated": good[:-3],
+        b"wrong-key": good,
+    }
+    topic = commands_topic(settings)
+    with running_engine(settings, str(tmp_path)):
+        for key, value in bad.items():
+            producer.produce(topic, key=key, value=value, partition=0)
+        producer.flush(10)
+        # The same partition keeps moving: a start behind the garbage is processed.
+        run_id, _ = _start(wire, "after-garbage")
+        assert run_id
+        seen: dict[bytes, str] = {}
+        from confluent_kafka import Consumer
+
+        consumer = Consumer(
+            {**settings.kafka_config(), "group.id": "dl-test", "auto.offset.reset": "earliest"}
+        )
+        consumer.subscribe([dead_letters_topic(settings)])
+        deadline = time.monotonic() + 20
+        while len(seen) < len(bad) and time.monotonic() < deadline:
+            msg = consumer.poll(0.5)
+            if msg is None or msg.error():
+                continue
+            headers = dict(msg.headers() or [])
+            seen[msg.key()] = headers["cadenza-error"].decode()
+            assert msg.value() == bad[msg.key()] or (msg.value() is None and not bad[msg.key()])
+        consumer.close()
+    assert set(seen) == set(bad)
+    assert "empty record" in seen[b"empty"]
+    assert "C3 01" in seen[b"not-avro"]
+    assert "unknown schema fingerprint" in seen[b"unknown-schema"]
+    assert "commands must be keyed by workflow id" in seen[b"wrong-key"]
+    wire.close()
+
+
+def test_timer_fires_and_activity_retries_with_backoff(settings: Settings, tmp_path: Path) -> None:
+    wire = Wire(settings, "q")
+    policy = {
+        "initial_interval_ms": 300,
+        "backoff_coefficient": 2.0,
+        "maximum_interval_ms": None,
+        "maximum_attempts": 3,
+        "non_retryable_error_types": [],
+    }
+    with running_engine(settings, str(tmp_path)):
+        run_id, task = _start(wire, "retry")
+        wire.send(
+            "retry",
+            complete_task(
+                task,
+                ("cadenza.command.StartTimer", {"timer_id": "1", "start_to_fire_timeout_ms": 200}),
+                schedule_activity("1", "flaky", "q", retry_policy=policy),
+            ),
+            run_id=run_id,
+        )
+        failure = {
+            "message": "boom",
+            "info": (
+                "cadenza.common.ApplicationFailureInfo",
+                {"type": "Boom", "non_retryable": False},
+            ),
+        }
+        attempts = []
+        for attempt in (1, 2, 3):
+            activity = wire.activity_task("retry")
+            assert activity["attempt"] == attempt
+            attempts.append(time.monotonic())
+            wire.send(
+                "retry",
+                (
+                    "cadenza.command.ActivityTaskFailed",
+                    {
+                        "scheduled_event_id": activity["scheduled_event_id"],
+                        "attempt": attempt,
+                        "failure": failure,
+                    },
+                ),
+                run_id=run_id,
+            )
+        events = wire.history("retry", H + "ActivityTaskFailed")
+    gaps = [b - a for a, b in itertools.pairwise(attempts)]
+    assert gaps[0] >= 0.25 and gaps[1] >= 0.55, gaps  # 300 ms, then 600 ms
+    kinds = [e["attributes"][0] for e in events]
+    assert H + "TimerFired" in kinds
+    failed = events[-1]["attributes"][1]
+    assert failed["retry_state"] == "MAXIMUM_ATTEMPTS_REACHED"
+    started = [e for e in events if e["attributes"][0] == H + "ActivityTaskStarted"]
+    assert started[-1]["attributes"][1]["attempt"] == 3
+    wire.close()
+
+
+def test_a_lost_workflow_task_is_redispatched_by_its_timeout(
+    settings: Settings, tmp_path: Path
+) -> None:
+    wire = Wire(settings, "q")
+    with running_engine(settings, str(tmp_path)):
+        _run_id, task = _start(wire, "lost", task_timeout_ms=500)
+        assert task["attempt"] == 1
+        # Nobody answers: the engine times the task out and sends it again.
+        again = wire.workflow_task("lost", timeout=10)
+        assert again["attempt"] == 2 and again["history_from_event_id"] == 1
+        kinds = [e["attributes"][0] for e in again["history"]]
+        assert H + "WorkflowTaskTimedOut" in kinds
+    wire.close()
+
+
+def test_restart_with_the_store_intact_resumes(settings: Settings, tmp_path: Path) -> None:
+    wire = Wire(settings, "q")
+    with running_engine(settings, str(tmp_path)):
+        run_id, task = _start(wire, "restart")
+    with running_engine(settings, str(tmp_path)) as engine:
+        wire.send(
+            "restart",
+            complete_task(
+                task, ("cadenza.command.CompleteWorkflowExecution", {"result": [PAYLOAD]})
+            ),
+            run_id=run_id,
+        )
+        request = wire.send("restart", ("cadenza.command.GetWorkflowResult", {}), reply=True)
+        assert wire.reply(request)["body"][1]["status"] == "COMPLETED"
+        assert engine.stores  # partitions re-opened from the existing RocksDB directory
+    wire.close()
