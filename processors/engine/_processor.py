@@ -208,6 +208,10 @@ class Engine:
                 "auto.offset.reset": "earliest",
                 "isolation.level": "read_committed",
                 "fetch.wait.max.ms": 5,
+                # A killed instance's partitions move after 6 s (the broker's minimum),
+                # not Kafka's default 45 s.
+                "session.timeout.ms": 6000,
+                "heartbeat.interval.ms": 1000,
                 "client.id": f"cadenza-engine-{instance}",
             }
         )
