@@ -633,8 +633,17 @@ def _query(ctx: Context, command: dict[str, Any], body: dict[str, Any]) -> None:
 def _update(ctx: Context, command: dict[str, Any], body: dict[str, Any]) -> None:
     state = _running(ctx, command)
     request = body["request"]
-    if request["update_id"] in state["updates"]:
-        raise Rejected("DUPLICATE", f"update {request['update_id']!r} is already in progress")
+    existing = state["updates"].get(request["update_id"])
+    if existing is not None:
+        # The same update asked again (a client waiting for a later stage): the newest
+        # asker gets the answer; the update itself is not admitted twice.
+        existing["reply_to"] = command.get("reply_to")
+        existing["wait_stage"] = body.get("wait_stage", "COMPLETED")
+        if existing["stage"] == "ACCEPTED" and existing["wait_stage"] != "COMPLETED":
+            _update_reply(ctx, state, existing, "ACCEPTED", None)
+            existing["reply_to"] = None
+        ctx.put(state)
+        return
     state["updates"][request["update_id"]] = {
         "request": request,
         "stage": "ADMITTED",

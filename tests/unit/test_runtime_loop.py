@@ -159,6 +159,9 @@ def test_a_rejected_completion_makes_the_instance_stale() -> None:
 def test_worker_package_exports_and_examples() -> None:
     assert set(cadenza.worker.__all__) == {
         "Replayer",
+        "Worker",
+        "WorkerClient",
+        "WorkerConfig",
         "WorkflowHistory",
         "WorkflowReplayResult",
         "WorkflowReplayResults",

@@ -1,0 +1,502 @@
+"""``Client``: start workflows and get handles to them, over Kafka."""
+
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import Awaitable, Callable, Mapping, Sequence
+from datetime import timedelta
+from typing import Any, Concatenate, NoReturn, ParamSpec, overload
+
+from .._settings import Settings
+from .._transport import Transport
+from ..common._enums import WorkflowIDConflictPolicy, WorkflowIDReusePolicy
+from ..common._retry import RetryPolicy
+from ..common._search_attributes import SearchAttributes, TypedSearchAttributes
+from ..common._types import ReturnType, SelfType
+from ..common._typing import _arg_or_args, _arg_unset
+from ..converter import DataConverter
+from ..topics import validate_task_queue
+from ..workflow._definition import _Definition
+from ..workflow._handlers import _SignalDefinition
+from ._handle import WorkflowHandle
+from ._wire import expect, new_id, start_workflow_body
+
+_P = ParamSpec("_P")
+
+DEFAULT_RPC_TIMEOUT = timedelta(seconds=10)
+"""How long a client call waits for the engine's answer unless told otherwise."""
+
+
+class Client:
+    """A Cadenza client: starts workflows and talks to them through Kafka.
+
+    Connect with :meth:`connect`; close with :meth:`close` (or ``async with``).
+    One client holds one :class:`~cadenza._transport.Transport` (a producer and a
+    reader of its own replies partition), which a ``Worker`` built on the client
+    shares.
+
+    Example::
+
+        client = await Client.connect("localhost:9092", namespace="orders")
+        handle = await client.start_workflow(
+            OrderWorkflow.run, "order-42", id="order-42", task_queue="orders"
+        )
+        print(await handle.result())
+    """
+
+    def __init__(
+        self,
+        transport: Transport,
+        *,
+        data_converter: DataConverter = DataConverter.default,
+        rpc_timeout: timedelta = DEFAULT_RPC_TIMEOUT,
+        owns_transport: bool = True,
+    ) -> None:
+        """Create a client over a connected transport (prefer :meth:`connect`).
+
+        Args:
+            transport: The transport to send and receive through.
+            data_converter: Converts arguments, results and failures.
+            rpc_timeout: Default wait for the engine's answer to a call (not for
+                :meth:`WorkflowHandle.result` or updates, which wait as long as
+                the workflow takes).
+            owns_transport: Whether :meth:`close` closes the transport.
+        """
+        if rpc_timeout <= timedelta(0):
+            raise ValueError(f"rpc_timeout must be positive, not {rpc_timeout}")
+        self._transport = transport
+        self._data_converter = data_converter
+        self._rpc_timeout = rpc_timeout
+        self._owns_transport = owns_transport
+
+    @classmethod
+    async def connect(
+        cls,
+        bootstrap_servers: str | None = None,
+        *,
+        namespace: str | None = None,
+        data_converter: DataConverter = DataConverter.default,
+        identity: str | None = None,
+        settings: Settings | None = None,
+        rpc_timeout: timedelta = DEFAULT_RPC_TIMEOUT,
+        connect_timeout: timedelta = timedelta(seconds=10),
+    ) -> Client:
+        """Connect to Kafka and the namespace's topics.
+
+        Settings come from ``settings`` (default: :meth:`Settings.from_env`, the
+        ``CADENZA_*`` environment), with ``bootstrap_servers`` and ``namespace``
+        overriding theirs when given.
+
+        Args:
+            bootstrap_servers: Kafka bootstrap servers (default: the setting, else
+                the local broker of ``cadenza kafka start``).
+            namespace: Topic namespace (default: the setting, else ``cadenza``).
+            data_converter: Converts arguments, results and failures.
+            identity: Recorded in every command (default ``<pid>@<host>``).
+            settings: Base settings instead of the environment.
+            rpc_timeout: Default wait for the engine's answer to a call.
+            connect_timeout: How long to wait for the cluster to answer.
+
+        Raises:
+            TransportError: Kafka cannot be reached, or the namespace's topics do
+                not exist (run ``cadenza topics create --namespace <ns>``).
+        """
+        if settings is None:
+            settings = Settings.from_env(bootstrap_servers=bootstrap_servers, namespace=namespace)
+        else:
+            overrides: dict[str, Any] = {}
+            if bootstrap_servers is not None:
+                overrides["bootstrap_servers"] = bootstrap_servers
+            if namespace is not None:
+                overrides["namespace"] = namespace
+            if overrides:
+                settings = dataclasses.replace(settings, **overrides)
+        transport = await Transport.connect(
+            settings, identity=identity, timeout=connect_timeout.total_seconds()
+        )
+        return cls(transport, data_converter=data_converter, rpc_timeout=rpc_timeout)
+
+    # -- properties --------------------------------------------------------------------
+
+    @property
+    def transport(self) -> Transport:
+        """The Kafka transport (producer and replies reader) of this client."""
+        return self._transport
+
+    @property
+    def settings(self) -> Settings:
+        """The settings the client connected with."""
+        return self._transport.settings
+
+    @property
+    def namespace(self) -> str:
+        """The topic namespace."""
+        return self._transport.settings.namespace
+
+    @property
+    def identity(self) -> str:
+        """Identity recorded in every command."""
+        return self._transport.identity
+
+    @property
+    def data_converter(self) -> DataConverter:
+        """Converter of arguments, results and failures."""
+        return self._data_converter
+
+    @property
+    def rpc_timeout(self) -> timedelta:
+        """Default wait for the engine's answer to a call."""
+        return self._rpc_timeout
+
+    # -- lifecycle ---------------------------------------------------------------------
+
+    async def close(self) -> None:
+        """Close the transport (when this client owns it). Calling it twice is harmless."""
+        if self._owns_transport:
+            await self._transport.close()
+
+    async def __aenter__(self) -> Client:
+        return self
+
+    async def __aexit__(self, *exc_info: object) -> None:
+        await self.close()
+
+    # -- the wire ----------------------------------------------------------------------
+
+    async def _request(
+        self,
+        workflow_id: str,
+        body: tuple[str, dict[str, Any]],
+        *,
+        run_id: str | None,
+        timeout: float | None,
+    ) -> dict[str, Any] | None:
+        """Send a command that wants a reply and return the reply (``timeout`` in seconds)."""
+        return await self._transport.send_command(
+            workflow_id, body, run_id=run_id, want_reply=True, timeout=timeout
+        )
+
+    # -- starting ----------------------------------------------------------------------
+
+    @overload
+    async def start_workflow(
+        self,
+        workflow: Callable[Concatenate[SelfType, _P], Awaitable[ReturnType]],
+        arg: Any = _arg_unset,
+        *,
+        args: Sequence[Any] = (),
+        id: str,
+        task_queue: str,
+        result_type: type | None = None,
+        execution_timeout: timedelta | None = None,
+        run_timeout: timedelta | None = None,
+        task_timeout: timedelta | None = None,
+        id_reuse_policy: WorkflowIDReusePolicy = WorkflowIDReusePolicy.ALLOW_DUPLICATE,
+        id_conflict_policy: WorkflowIDConflictPolicy = WorkflowIDConflictPolicy.UNSPECIFIED,
+        retry_policy: RetryPolicy | None = None,
+        cron_schedule: str = "",
+        memo: Mapping[str, Any] | None = None,
+        search_attributes: SearchAttributes | TypedSearchAttributes | None = None,
+        start_delay: timedelta | None = None,
+        start_signal: str | Callable[..., Any] | None = None,
+        start_signal_args: Sequence[Any] = (),
+        request_eager_start: bool = False,
+        rpc_timeout: timedelta | None = None,
+    ) -> WorkflowHandle[SelfType, ReturnType]: ...
+
+    @overload
+    async def start_workflow(
+        self,
+        workflow: str,
+        arg: Any = _arg_unset,
+        *,
+        args: Sequence[Any] = (),
+        id: str,
+        task_queue: str,
+        result_type: type | None = None,
+        execution_timeout: timedelta | None = None,
+        run_timeout: timedelta | None = None,
+        task_timeout: timedelta | None = None,
+        id_reuse_policy: WorkflowIDReusePolicy = WorkflowIDReusePolicy.ALLOW_DUPLICATE,
+        id_conflict_policy: WorkflowIDConflictPolicy = WorkflowIDConflictPolicy.UNSPECIFIED,
+        retry_policy: RetryPolicy | None = None,
+        cron_schedule: str = "",
+        memo: Mapping[str, Any] | None = None,
+        search_attributes: SearchAttributes | TypedSearchAttributes | None = None,
+        start_delay: timedelta | None = None,
+        start_signal: str | Callable[..., Any] | None = None,
+        start_signal_args: Sequence[Any] = (),
+        request_eager_start: bool = False,
+        rpc_timeout: timedelta | None = None,
+    ) -> WorkflowHandle[Any, Any]: ...
+
+    async def start_workflow(
+        self,
+        workflow: str | Callable[..., Awaitable[Any]],
+        arg: Any = _arg_unset,
+        *,
+        args: Sequence[Any] = (),
+        id: str,
+        task_queue: str,
+        result_type: type | None = None,
+        execution_timeout: timedelta | None = None,
+        run_timeout: timedelta | None = None,
+        task_timeout: timedelta | None = None,
+        id_reuse_policy: WorkflowIDReusePolicy = WorkflowIDReusePolicy.ALLOW_DUPLICATE,
+        id_conflict_policy: WorkflowIDConflictPolicy = WorkflowIDConflictPolicy.UNSPECIFIED,
+        retry_policy: RetryPolicy | None = None,
+        cron_schedule: str = "",
+        memo: Mapping[str, Any] | None = None,
+        search_attributes: SearchAttributes | TypedSearchAttributes | None = None,
+        start_delay: timedelta | None = None,
+        start_signal: str | Callable[..., Any] | None = None,
+        start_signal_args: Sequence[Any] = (),
+        request_eager_start: bool = False,
+        rpc_timeout: timedelta | None = None,
+    ) -> WorkflowHandle[Any, Any]:
+        """Start a workflow and return its handle once the engine has started the run.
+
+        Args:
+            workflow: The ``@workflow.run`` method of a ``@workflow.defn`` class, or
+                a workflow type name.
+            arg: The single argument (or use ``args``).
+            args: The arguments.
+            id: Workflow id (unique among running workflows).
+            task_queue: Task queue whose workers run the workflow.
+            result_type: Type the result is converted to (default: the run
+                method's return type hint).
+            execution_timeout: Limit on the whole execution, all runs included.
+            run_timeout: Limit on one run.
+            task_timeout: Limit on one workflow task (engine default 10 s).
+            id_reuse_policy: Whether the id of a closed workflow may be reused.
+            id_conflict_policy: What to do when a workflow of this id is running.
+            retry_policy: Retry the workflow on failure (default: never).
+            cron_schedule: Run on this cron schedule.
+            memo: Unindexed values attached to the workflow.
+            search_attributes: Indexed values attached to the workflow.
+            start_delay: Wait this long before the first workflow task.
+            start_signal: Signal (name or ``@workflow.signal`` method) to deliver
+                with the start: signal-with-start.
+            start_signal_args: Arguments of ``start_signal``.
+            request_eager_start: Accepted for temporalio compatibility; ignored.
+            rpc_timeout: Wait this long for the engine (default: the client's).
+
+        Raises:
+            WorkflowAlreadyStartedError: A workflow of this id is running (or the
+                reuse policy forbids the id).
+            CadenzaServiceError: The engine rejected the start for another reason.
+            RPCTimeoutOrCancelledError: No answer in time (is the engine running?).
+            TopicNameError: ``task_queue`` cannot name a topic.
+        """
+        del request_eager_start  # workers poll Kafka; there is no eager dispatch
+        workflow_type, hinted = _Definition.get_name_and_result_type(workflow)
+        if not id:
+            raise ValueError("Workflow id cannot be empty")
+        validate_task_queue(task_queue)
+        signal_name = None
+        if start_signal is not None:
+            signal_name = _SignalDefinition.must_name_from_fn_or_str(start_signal)
+        body = await start_workflow_body(
+            self._data_converter,
+            workflow_type=workflow_type,
+            args=_arg_or_args(arg, args),
+            task_queue=task_queue,
+            request_id=new_id(),
+            execution_timeout=execution_timeout,
+            run_timeout=run_timeout,
+            task_timeout=task_timeout,
+            id_reuse_policy=id_reuse_policy,
+            id_conflict_policy=id_conflict_policy,
+            retry_policy=retry_policy,
+            cron_schedule=cron_schedule,
+            memo=memo,
+            search_attributes=search_attributes,
+            start_delay=start_delay,
+            start_signal=signal_name,
+            start_signal_args=start_signal_args,
+        )
+        reply = await self._request(
+            id, body, run_id=None, timeout=(rpc_timeout or self._rpc_timeout).total_seconds()
+        )
+        started = expect(reply, "WorkflowStarted", workflow_type=workflow_type)
+        run_id = str(started["run_id"])
+        return WorkflowHandle(
+            self,
+            id,
+            result_run_id=run_id,
+            # A signal-with-start may have reached a run that was already going.
+            first_execution_run_id=None if signal_name is not None else run_id,
+            result_type=result_type or hinted,
+        )
+
+    @overload
+    async def execute_workflow(
+        self,
+        workflow: Callable[Concatenate[SelfType, _P], Awaitable[ReturnType]],
+        arg: Any = _arg_unset,
+        *,
+        args: Sequence[Any] = (),
+        id: str,
+        task_queue: str,
+        result_type: type | None = None,
+        execution_timeout: timedelta | None = None,
+        run_timeout: timedelta | None = None,
+        task_timeout: timedelta | None = None,
+        id_reuse_policy: WorkflowIDReusePolicy = WorkflowIDReusePolicy.ALLOW_DUPLICATE,
+        id_conflict_policy: WorkflowIDConflictPolicy = WorkflowIDConflictPolicy.UNSPECIFIED,
+        retry_policy: RetryPolicy | None = None,
+        cron_schedule: str = "",
+        memo: Mapping[str, Any] | None = None,
+        search_attributes: SearchAttributes | TypedSearchAttributes | None = None,
+        start_delay: timedelta | None = None,
+        start_signal: str | Callable[..., Any] | None = None,
+        start_signal_args: Sequence[Any] = (),
+        request_eager_start: bool = False,
+        rpc_timeout: timedelta | None = None,
+    ) -> ReturnType: ...
+
+    @overload
+    async def execute_workflow(
+        self,
+        workflow: str,
+        arg: Any = _arg_unset,
+        *,
+        args: Sequence[Any] = (),
+        id: str,
+        task_queue: str,
+        result_type: type | None = None,
+        execution_timeout: timedelta | None = None,
+        run_timeout: timedelta | None = None,
+        task_timeout: timedelta | None = None,
+        id_reuse_policy: WorkflowIDReusePolicy = WorkflowIDReusePolicy.ALLOW_DUPLICATE,
+        id_conflict_policy: WorkflowIDConflictPolicy = WorkflowIDConflictPolicy.UNSPECIFIED,
+        retry_policy: RetryPolicy | None = None,
+        cron_schedule: str = "",
+        memo: Mapping[str, Any] | None = None,
+        search_attributes: SearchAttributes | TypedSearchAttributes | None = None,
+        start_delay: timedelta | None = None,
+        start_signal: str | Callable[..., Any] | None = None,
+        start_signal_args: Sequence[Any] = (),
+        request_eager_start: bool = False,
+        rpc_timeout: timedelta | None = None,
+    ) -> Any: ...
+
+    async def execute_workflow(
+        self,
+        workflow: str | Callable[..., Awaitable[Any]],
+        arg: Any = _arg_unset,
+        *,
+        args: Sequence[Any] = (),
+        id: str,
+        task_queue: str,
+        result_type: type | None = None,
+        execution_timeout: timedelta | None = None,
+        run_timeout: timedelta | None = None,
+        task_timeout: timedelta | None = None,
+        id_reuse_policy: WorkflowIDReusePolicy = WorkflowIDReusePolicy.ALLOW_DUPLICATE,
+        id_conflict_policy: WorkflowIDConflictPolicy = WorkflowIDConflictPolicy.UNSPECIFIED,
+        retry_policy: RetryPolicy | None = None,
+        cron_schedule: str = "",
+        memo: Mapping[str, Any] | None = None,
+        search_attributes: SearchAttributes | TypedSearchAttributes | None = None,
+        start_delay: timedelta | None = None,
+        start_signal: str | Callable[..., Any] | None = None,
+        start_signal_args: Sequence[Any] = (),
+        request_eager_start: bool = False,
+        rpc_timeout: timedelta | None = None,
+    ) -> Any:
+        """Start a workflow and wait for its result: :meth:`start_workflow`, then
+        :meth:`WorkflowHandle.result` (which waits without a time limit).
+
+        Raises:
+            WorkflowFailureError: The workflow did not complete; ``cause`` says why.
+            WorkflowAlreadyStartedError: As :meth:`start_workflow`.
+        """
+        handle: WorkflowHandle[Any, Any] = await self.start_workflow(
+            workflow,
+            arg,
+            args=args,
+            id=id,
+            task_queue=task_queue,
+            result_type=result_type,
+            execution_timeout=execution_timeout,
+            run_timeout=run_timeout,
+            task_timeout=task_timeout,
+            id_reuse_policy=id_reuse_policy,
+            id_conflict_policy=id_conflict_policy,
+            retry_policy=retry_policy,
+            cron_schedule=cron_schedule,
+            memo=memo,
+            search_attributes=search_attributes,
+            start_delay=start_delay,
+            start_signal=start_signal,
+            start_signal_args=start_signal_args,
+            request_eager_start=request_eager_start,
+            rpc_timeout=rpc_timeout,
+        )
+        return await handle.result()
+
+    # -- handles -----------------------------------------------------------------------
+
+    def get_workflow_handle(
+        self,
+        workflow_id: str,
+        *,
+        run_id: str | None = None,
+        first_execution_run_id: str | None = None,
+        result_type: type | None = None,
+    ) -> WorkflowHandle[Any, Any]:
+        """A handle to an existing workflow (nothing is sent until it is used).
+
+        Args:
+            workflow_id: Workflow id.
+            run_id: Run to target; ``None`` targets the latest run.
+            first_execution_run_id: First run of the chain (see
+                :attr:`WorkflowHandle.first_execution_run_id`).
+            result_type: Type the result is converted to.
+        """
+        return WorkflowHandle(
+            self,
+            workflow_id,
+            run_id=run_id,
+            result_run_id=run_id,
+            first_execution_run_id=first_execution_run_id,
+            result_type=result_type,
+        )
+
+    def get_workflow_handle_for(
+        self,
+        workflow: Callable[Concatenate[SelfType, _P], Awaitable[ReturnType]],
+        workflow_id: str,
+        *,
+        run_id: str | None = None,
+        first_execution_run_id: str | None = None,
+    ) -> WorkflowHandle[SelfType, ReturnType]:
+        """A typed handle to an existing workflow, its result type from the run method."""
+        _, result_type = _Definition.get_name_and_result_type(workflow)
+        return WorkflowHandle(
+            self,
+            workflow_id,
+            run_id=run_id,
+            result_run_id=run_id,
+            first_execution_run_id=first_execution_run_id,
+            result_type=result_type,
+        )
+
+    # -- visibility --------------------------------------------------------------------
+
+    def list_workflows(self, query: str | None = None, **kwargs: Any) -> NoReturn:
+        """List workflows matching a visibility query (not available yet).
+
+        Raises:
+            NotImplementedError: Always, until the visibility projection exists.
+        """
+        raise NotImplementedError("list_workflows needs the visibility projection (not built yet)")
+
+    async def count_workflows(self, query: str | None = None, **kwargs: Any) -> NoReturn:
+        """Count workflows matching a visibility query (not available yet).
+
+        Raises:
+            NotImplementedError: Always, until the visibility projection exists.
+        """
+        raise NotImplementedError("count_workflows needs the visibility projection (not built yet)")

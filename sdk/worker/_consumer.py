@@ -1,0 +1,252 @@
+"""A task-topic consumer for a worker: one daemon thread owns a confluent-kafka ``Consumer``.
+
+librdkafka calls block, and a ``Consumer`` must be driven from one thread, so the
+thread does everything Kafka: it polls, hands each record to the asyncio loop
+(``loop.call_soon_threadsafe``), commits the offsets the loop reports finished
+(in order per partition, see :class:`OffsetTracker`), pauses the assignment
+while the worker is at capacity (and keeps polling, so the group does not evict
+it), and at the end commits what is done and leaves the group cleanly.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import queue
+import threading
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+from confluent_kafka import Consumer, KafkaError, KafkaException, Message, TopicPartition
+
+from .._settings import Settings
+from ._offsets import OffsetTracker, Ticket
+
+_log = logging.getLogger("cadenza.worker")
+_kafka_log = logging.getLogger("cadenza.worker.kafka")
+
+_POLL_SECONDS = 0.1
+
+
+@dataclass(frozen=True)
+class Record:
+    """One task record, as handed to the worker's event loop."""
+
+    ticket: Ticket
+    """Give it back to :meth:`TaskConsumer.done` (or :meth:`TaskConsumer.abandon`)."""
+    key: bytes | None
+    value: bytes | None
+
+
+class TaskConsumer:
+    """Consumes one task topic in one consumer group; see the module docstring.
+
+    Args:
+        settings: Cluster and security settings.
+        topic: The task topic.
+        group_id: The consumer group.
+        capacity: Records handed out and not yet done at most; beyond it the
+            assignment is paused.
+        loop: The event loop ``on_record`` and ``on_fatal`` run in.
+        on_record: Called in ``loop`` with every record.
+        on_fatal: Called in ``loop`` (once) when the consumer cannot go on.
+        client_id: Kafka ``client.id`` (shows in the group's member list).
+    """
+
+    def __init__(
+        self,
+        *,
+        settings: Settings,
+        topic: str,
+        group_id: str,
+        capacity: int,
+        loop: asyncio.AbstractEventLoop,
+        on_record: Callable[[Record], None],
+        on_fatal: Callable[[BaseException], None],
+        client_id: str,
+    ) -> None:
+        self.topic = topic
+        self.group_id = group_id
+        self._capacity = capacity
+        self._loop = loop
+        self._on_record = on_record
+        self._on_fatal = on_fatal
+        self._config: dict[str, Any] = {
+            **settings.kafka_config(),
+            "group.id": group_id,
+            "client.id": client_id,
+            "enable.auto.commit": False,
+            # A new group must see the tasks dispatched before its first worker started.
+            "auto.offset.reset": "earliest",
+            "logger": _kafka_log,
+            "error_cb": self._on_error,
+        }
+        self._tracker = OffsetTracker()
+        self._finished: queue.SimpleQueue[tuple[Ticket, bool]] = queue.SimpleQueue()
+        self._in_flight = 0
+        self._lock = threading.Lock()
+        self._paused = False
+        self._fetching = True
+        self._closing = threading.Event()
+        self._stopped = threading.Event()
+        self._fatal: BaseException | None = None
+        self._consumer: Consumer | None = None
+        self._thread = threading.Thread(
+            target=self._run, name=f"cadenza-consumer-{topic}", daemon=True
+        )
+
+    # -- the event loop's side -------------------------------------------------------------
+
+    def start(self) -> None:
+        """Create the consumer, subscribe and start the thread."""
+        self._consumer = Consumer(self._config)
+        self._consumer.subscribe([self.topic], on_assign=self._on_assign, on_revoke=self._on_revoke)
+        self._thread.start()
+
+    @property
+    def in_flight(self) -> int:
+        """Records handed out and not yet done or abandoned."""
+        with self._lock:
+            return self._in_flight
+
+    def done(self, ticket: Ticket) -> None:
+        """The record's answer is acknowledged: free its slot and commit it when in order."""
+        self._finished.put((ticket, True))
+
+    def abandon(self, ticket: Ticket) -> None:
+        """Free the record's slot without committing it (it is read again after a restart)."""
+        self._finished.put((ticket, False))
+
+    def stop_fetching(self) -> None:
+        """Hand out no more records; keep committing and serving the group until :meth:`close`."""
+        self._fetching = False
+
+    async def close(self) -> None:
+        """Commit what is done, leave the group and stop the thread. Idempotent."""
+        self._fetching = False
+        self._closing.set()
+        if self._thread.is_alive():
+            await asyncio.to_thread(self._thread.join)
+        elif self._consumer is not None and not self._stopped.is_set():
+            # Started but the thread never ran (start failed half-way).
+            await asyncio.to_thread(self._shutdown_consumer)
+
+    # -- the thread ------------------------------------------------------------------------
+
+    def _run(self) -> None:
+        consumer = self._consumer
+        assert consumer is not None
+        try:
+            while not self._closing.is_set() and self._fatal is None:
+                self._apply_finished(consumer, synchronous=False)
+                with self._lock:
+                    has_room = self._fetching and self._in_flight < self._capacity
+                self._set_paused(consumer, not has_room)
+                msg = consumer.poll(_POLL_SECONDS)
+                if msg is None:
+                    continue
+                error = msg.error()
+                if error is not None:
+                    self._on_error(error)
+                    continue
+                self._hand_out(msg)
+        except BaseException as exc:
+            self._report_fatal(exc)
+        finally:
+            self._shutdown_consumer()
+
+    def _hand_out(self, msg: Message) -> None:
+        topic, partition, offset = msg.topic(), msg.partition(), msg.offset()
+        assert topic is not None and partition is not None and offset is not None
+        ticket = self._tracker.received(topic, partition, offset)
+        with self._lock:
+            # A partition assigned while paused may deliver before its pause: take the
+            # record anyway (one above capacity) rather than rewinding it.
+            self._in_flight += 1
+        record = Record(ticket=ticket, key=msg.key(), value=msg.value())
+        try:
+            self._loop.call_soon_threadsafe(self._on_record, record)
+        except RuntimeError:  # the loop is closed: nobody will process it
+            self._closing.set()
+
+    def _set_paused(self, consumer: Consumer, paused: bool) -> None:
+        if paused == self._paused:
+            return
+        assignment = consumer.assignment()
+        if assignment:
+            if paused:
+                consumer.pause(assignment)
+            else:
+                consumer.resume(assignment)
+        self._paused = paused
+
+    def _apply_finished(self, consumer: Consumer, *, synchronous: bool) -> None:
+        while True:
+            try:
+                ticket, commit = self._finished.get_nowait()
+            except queue.Empty:
+                break
+            with self._lock:
+                self._in_flight -= 1
+            if commit:
+                self._tracker.done(ticket)
+        commits = self._tracker.take_commits()
+        if not commits:
+            return
+        offsets = [TopicPartition(t, p, o) for (t, p), o in commits.items()]
+        try:
+            if synchronous:
+                consumer.commit(offsets=offsets, asynchronous=False)
+            else:
+                consumer.commit(offsets=offsets, asynchronous=True)
+        except KafkaException as exc:
+            # Not fatal: the records are processed again after a restart (at least once).
+            _log.warning("commit to %s failed: %s", self.topic, exc)
+
+    def _on_assign(self, consumer: Consumer, partitions: list[TopicPartition]) -> None:
+        for tp in partitions:
+            self._tracker.assigned(tp.topic, tp.partition)
+        consumer.assign(partitions)
+        if self._paused and partitions:
+            consumer.pause(partitions)
+        _log.debug("%s: assigned %s", self.group_id, [tp.partition for tp in partitions])
+
+    def _on_revoke(self, consumer: Consumer, partitions: list[TopicPartition]) -> None:
+        # Commit what is finished before another member takes over the partitions.
+        self._apply_finished(consumer, synchronous=True)
+        for tp in partitions:
+            self._tracker.revoked(tp.topic, tp.partition)
+        _log.debug("%s: revoked %s", self.group_id, [tp.partition for tp in partitions])
+
+    def _on_error(self, error: KafkaError) -> None:
+        if error.fatal():
+            self._report_fatal(KafkaException(error))
+        elif error.code() in (KafkaError._PARTITION_EOF, KafkaError.UNKNOWN_TOPIC_OR_PART):
+            _log.debug("%s: %s", self.topic, error.str())
+        else:
+            _log.warning("consumer of %s: %s", self.topic, error.str())
+
+    def _report_fatal(self, exc: BaseException) -> None:
+        if self._fatal is not None:
+            return
+        self._fatal = exc
+        _log.error("consumer of %s failed: %s", self.topic, exc)
+        try:
+            self._loop.call_soon_threadsafe(self._on_fatal, exc)
+        except RuntimeError:
+            pass
+
+    def _shutdown_consumer(self) -> None:
+        if self._stopped.is_set():
+            return
+        self._stopped.set()
+        consumer = self._consumer
+        if consumer is None:
+            return
+        try:
+            if self._fatal is None:
+                self._apply_finished(consumer, synchronous=True)
+            consumer.close()  # leaves the group (on_revoke commits once more)
+        except (KafkaException, RuntimeError) as exc:
+            _log.warning("closing the consumer of %s: %s", self.topic, exc)

@@ -1,0 +1,549 @@
+"""The workflow half of a worker: consumes ``workflow-tasks.<queue>``, runs workflow code.
+
+Per task (see "The protocol" in ``schemas/README.md``):
+
+- a *query task* (``scheduled_event_id`` 0, ``query`` set) is answered on
+  ``replies`` from the cached instance when it is up to date, else from a fresh
+  replay of the task's whole history;
+- a *workflow task* is run on the cached instance of its run, or on a fresh one
+  when the task carries the whole history; a task with only new events for a
+  run this worker does not hold is answered ``WorkflowTaskFailed`` with cause
+  ``STICKY_CACHE_MISS``, and the engine sends it again with the whole history.
+  The answer is a ``WorkflowTaskCompleted`` with the commands the code produced,
+  or a ``WorkflowTaskFailed`` (the instance is then dropped).
+
+Tasks of one workflow run one after another, in partition order; different
+workflows run concurrently, their code in ``workflow_task_executor`` threads.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import concurrent.futures
+import logging
+import weakref
+from collections import OrderedDict, deque
+from collections.abc import Callable, Mapping, Sequence
+from typing import Any, Generic, TypeVar
+
+from .. import schemas
+from ..common._failure import Failure
+from ..converter import DataConverter
+from ..exceptions import ApplicationError
+from ..topics import consumer_group, workflow_tasks_topic
+from ..workflow._definition import _Definition
+from ..workflow._history import WORKFLOW_EXECUTION_STARTED, event_kind
+from ..workflow._runtime import (
+    UNHANDLED_FAILURE_CAUSE,
+    ActivationResult,
+    StaleInstanceError,
+    WorkflowInstance,
+)
+from ._codec import decode_in, encode_in
+from ._consumer import Record, TaskConsumer
+from ._shared import (
+    QUERY_RESULT,
+    WORKFLOW_TASK_COMPLETED,
+    WORKFLOW_TASK_FAILED,
+    AnswerNotSent,
+    WorkerClient,
+    is_record_problem,
+)
+
+_log = logging.getLogger("cadenza.worker")
+
+STICKY_CACHE_MISS_CAUSE = "STICKY_CACHE_MISS"
+"""``WorkflowTaskFailed.cause`` asking the engine to resend a task with the whole history."""
+
+DEADLOCK_TIMEOUT_SECONDS = 2.0
+"""How long workflow code may run without yielding (Temporal's limit), unless ``debug_mode``."""
+
+_REPLAY_ALLOWANCE_SECONDS = 0.002
+"""Extra deadlock allowance per history event: a cache miss replays the whole history
+in one activation, where Temporal replays task by task."""
+
+T = TypeVar("T")
+
+
+class WorkflowCache(Generic[T]):
+    """The least-recently-used cache of workflow instances, keyed by run id.
+
+    An instance being worked on is *taken* out of the cache and *put* back after,
+    so a busy instance is never evicted under its task.
+
+    Example:
+        >>> cache: WorkflowCache[str] = WorkflowCache(2)
+        >>> cache.put("run-1", "a"), cache.put("run-2", "b"), cache.put("run-3", "c")
+        ([], [], ['run-1'])
+        >>> cache.take("run-2"), cache.take("run-2")
+        ('b', None)
+    """
+
+    def __init__(self, max_size: int) -> None:
+        if max_size < 0:
+            raise ValueError("max_cached_workflows cannot be negative")
+        self.max_size = max_size
+        self._items: OrderedDict[str, T] = OrderedDict()
+
+    def take(self, run_id: str) -> T | None:
+        """Remove and return the instance of ``run_id``, if cached."""
+        return self._items.pop(run_id, None)
+
+    def peek(self, run_id: str) -> T | None:
+        """The instance of ``run_id``, if cached, without touching its recency."""
+        return self._items.get(run_id)
+
+    def put(self, run_id: str, item: T) -> list[str]:
+        """Cache ``item`` as the most recently used; return the run ids evicted for room."""
+        if self.max_size == 0:
+            return [run_id]
+        self._items.pop(run_id, None)
+        self._items[run_id] = item
+        evicted: list[str] = []
+        while len(self._items) > self.max_size:
+            oldest, _ = self._items.popitem(last=False)
+            evicted.append(oldest)
+        return evicted
+
+    def drop(self, run_id: str) -> None:
+        """Forget ``run_id``."""
+        self._items.pop(run_id, None)
+
+    def __len__(self) -> int:
+        return len(self._items)
+
+    def __contains__(self, run_id: object) -> bool:
+        return run_id in self._items
+
+    def run_ids(self) -> list[str]:
+        """Cached run ids, least recently used first."""
+        return list(self._items)
+
+
+class _Deadlock(Exception):
+    pass
+
+
+class WorkflowWorker:
+    """Consumes one task queue's workflow tasks; built and driven by ``Worker``."""
+
+    def __init__(
+        self,
+        *,
+        client: WorkerClient,
+        task_queue: str,
+        workflows: Mapping[str | None, _Definition],
+        max_cached_workflows: int,
+        max_concurrent_workflow_tasks: int,
+        executor: concurrent.futures.ThreadPoolExecutor,
+        failure_exception_types: Sequence[type[BaseException]],
+        debug_mode: bool,
+        identity: str,
+        build_id: str,
+        on_fatal: Callable[[BaseException], None],
+    ) -> None:
+        self._client = client
+        self._settings = client.settings
+        self._transport = client.transport
+        self._converter: DataConverter = client.data_converter
+        self._codec = self._converter.payload_codec
+        self._namespace = client.namespace
+        self._task_queue = task_queue
+        self._workflows = dict(workflows)
+        self._cache: WorkflowCache[WorkflowInstance] = WorkflowCache(max_cached_workflows)
+        self._capacity = max_concurrent_workflow_tasks
+        self._executor = executor
+        self._failure_types = tuple(failure_exception_types)
+        self._debug_mode = debug_mode
+        self._identity = identity
+        self._build_id = build_id
+        self._on_fatal = on_fatal
+        self._consumer: TaskConsumer | None = None
+        self._queues: dict[str, deque[tuple[Record, dict[str, Any]]]] = {}
+        self._drainers: dict[str, asyncio.Task[None]] = {}
+        self._stopping = False
+        # Instances whose code overran the deadlock timeout: their thread still runs them.
+        self._abandoned: weakref.WeakSet[WorkflowInstance] = weakref.WeakSet()
+
+    @property
+    def cache(self) -> WorkflowCache[WorkflowInstance]:
+        """The instance cache (for tests and diagnostics)."""
+        return self._cache
+
+    def start(self, loop: asyncio.AbstractEventLoop) -> None:
+        """Join the task queue's workflow-worker group and start consuming."""
+        self._consumer = TaskConsumer(
+            settings=self._settings,
+            topic=workflow_tasks_topic(self._settings, self._task_queue),
+            group_id=consumer_group(self._settings, f"workflow-worker.{self._task_queue}"),
+            capacity=self._capacity,
+            loop=loop,
+            on_record=self._on_record,
+            on_fatal=self._on_fatal,
+            client_id=f"cadenza-workflow-worker-{self._identity}",
+        )
+        self._consumer.start()
+
+    async def shutdown(self) -> None:
+        """Take no new tasks, finish the running ones, commit and leave the group."""
+        self._stopping = True
+        if self._consumer is not None:
+            self._consumer.stop_fetching()
+        if self._drainers:
+            await asyncio.gather(*self._drainers.values(), return_exceptions=True)
+        if self._consumer is not None:
+            await self._consumer.close()
+
+    # -- dispatch --------------------------------------------------------------------------
+
+    def _on_record(self, record: Record) -> None:
+        consumer = self._consumer
+        assert consumer is not None
+        if self._stopping:
+            consumer.abandon(record.ticket)
+            return
+        try:
+            if record.value is None:
+                raise schemas.DecodeError("the record has no value")
+            task = schemas.decode_as(record.value, schemas.WORKFLOW_TASK)
+        except schemas.DecodeError as exc:
+            _log.error(
+                "Skipping an undecodable record at offset %d of %s[%d]: %s",
+                record.ticket.offset,
+                record.ticket.topic,
+                record.ticket.partition,
+                exc,
+            )
+            consumer.done(record.ticket)
+            return
+        workflow_id = str(task["workflow_id"])
+        self._queues.setdefault(workflow_id, deque()).append((record, task))
+        if workflow_id not in self._drainers:
+            self._drainers[workflow_id] = asyncio.get_running_loop().create_task(
+                self._drain(workflow_id), name=f"cadenza workflow {workflow_id}"
+            )
+
+    async def _drain(self, workflow_id: str) -> None:
+        consumer = self._consumer
+        assert consumer is not None
+        queue = self._queues[workflow_id]
+        try:
+            while queue and not self._stopping:
+                record, task = queue[0]
+                try:
+                    await self._process(task)
+                except AnswerNotSent as exc:
+                    queue.popleft()
+                    consumer.abandon(record.ticket)
+                    self._on_fatal(exc)
+                    return
+                queue.popleft()
+                consumer.done(record.ticket)
+        finally:
+            for record, _ in queue:
+                consumer.abandon(record.ticket)
+            del self._queues[workflow_id]
+            del self._drainers[workflow_id]
+
+    async def _process(self, task: dict[str, Any]) -> None:
+        try:
+            if int(task["scheduled_event_id"]) == 0 and task.get("query") is not None:
+                await self._answer_query_task(task)
+            else:
+                await self._run_task(task)
+        except AnswerNotSent:
+            raise
+        except Exception:
+            # A bug of the worker, not of the workflow: the task times out and comes back.
+            _log.exception(
+                "Workflow task of workflow %s run %s could not be processed",
+                task["workflow_id"],
+                task["run_id"],
+            )
+
+    # -- workflow tasks --------------------------------------------------------------------
+
+    async def _run_task(self, task: dict[str, Any]) -> None:
+        workflow_id, run_id = str(task["workflow_id"]), str(task["run_id"])
+        definition = self._definition(str(task["workflow_type"]))
+        if definition is None:
+            known = sorted(name for name in self._workflows if name is not None)
+            error = ApplicationError(
+                f"Workflow class {task['workflow_type']} is not registered on this worker, "
+                f"available workflows: {', '.join(known) or '(none)'}",
+                type="NotFoundError",
+            )
+            await self._fail_task(task, UNHANDLED_FAILURE_CAUSE, error)
+            return
+        events: list[dict[str, Any]] = await decode_in(list(task["history"]), self._codec)
+        updates: list[dict[str, Any]] = await decode_in(list(task["updates"]), self._codec)
+        full_history = int(task["history_from_event_id"]) <= 1
+        instance = self._cache.take(run_id)
+        result: ActivationResult | None = None
+        try:
+            if instance is not None:
+                try:
+                    result = await self._activate(instance, events, updates)
+                except StaleInstanceError as exc:
+                    _log.debug("Workflow %s run %s: %s", workflow_id, run_id, exc)
+                    instance = None
+            if instance is None:
+                if not full_history:
+                    await self._sticky_cache_miss(task)
+                    return
+                instance = self._new_instance(definition, task, events)
+                result = await self._activate(instance, events, updates)
+        except _Deadlock as exc:
+            await self._fail_task(task, UNHANDLED_FAILURE_CAUSE, exc.args[0])
+            return
+        except StaleInstanceError as exc:
+            # The whole history does not replay: it is inconsistent (or the engine is).
+            await self._fail_task(task, UNHANDLED_FAILURE_CAUSE, exc)
+            return
+        except Exception as exc:  # e.g. a codec or instance construction failure
+            await self._fail_task(task, UNHANDLED_FAILURE_CAUSE, exc)
+            return
+        assert result is not None
+        if result.failure is not None:
+            _log.warning(
+                "Failed activation on workflow %s with ID %s and run ID %s (%s)",
+                task["workflow_type"],
+                workflow_id,
+                run_id,
+                result.failure.cause,
+                exc_info=result.failure.error,
+            )
+            failure = await self._encode_failure(result.failure.failure)
+            await self._send_failed(task, result.failure.cause, failure)
+            return
+        if not result.ran_live:
+            # Every event was seen already: a task delivered twice. The first
+            # delivery was answered; there is nothing to add.
+            _log.debug(
+                "Workflow %s run %s: task %s has no new workflow task to run",
+                workflow_id,
+                run_id,
+                task["scheduled_event_id"],
+            )
+            self._keep(instance, result)
+            return
+        kept = self._keep(instance, result)
+        commands: list[Any] = await encode_in(list(result.commands), self._codec)
+        body = {
+            "scheduled_event_id": task["scheduled_event_id"],
+            "attempt": task["attempt"],
+            "commands": commands,
+            "identity": self._identity,
+            "binary_checksum": self._build_id,
+            "sticky": kept,
+        }
+        try:
+            await self._send(task, (WORKFLOW_TASK_COMPLETED, body))
+        except AnswerNotSent:
+            raise
+        except Exception as exc:
+            if not is_record_problem(exc):
+                raise AnswerNotSent(f"WorkflowTaskCompleted not sent: {exc}") from exc
+            self._cache.drop(run_id)
+            await self._fail_task(task, UNHANDLED_FAILURE_CAUSE, exc)
+            return
+        if task.get("query") is not None:
+            await self._answer_query(task, instance)
+
+    def _keep(self, instance: WorkflowInstance, result: ActivationResult) -> bool:
+        """Put the instance back in the cache unless its run is over; whether it was kept."""
+        if result.completed or instance in self._abandoned:
+            return False
+        evicted = self._cache.put(instance.run_id, instance)
+        for run_id in evicted:
+            _log.debug("Evicting workflow run %s from the cache", run_id)
+        return instance.run_id not in evicted
+
+    def _definition(self, workflow_type: str) -> _Definition | None:
+        return self._workflows.get(workflow_type) or self._workflows.get(None)
+
+    def _new_instance(
+        self, definition: _Definition, task: Mapping[str, Any], events: Sequence[Any]
+    ) -> WorkflowInstance:
+        if not events or event_kind(events[0]) != WORKFLOW_EXECUTION_STARTED:
+            raise ValueError(
+                f"The workflow task of workflow {task['workflow_id']} carries the whole history "
+                "but it does not start with WorkflowExecutionStarted"
+            )
+        return WorkflowInstance(
+            definition,
+            workflow_id=str(task["workflow_id"]),
+            run_id=str(task["run_id"]),
+            started_event=events[0],
+            payload_converter=self._converter.payload_converter,
+            failure_converter=self._converter.failure_converter,
+            namespace=self._namespace,
+            failure_exception_types=self._failure_types,
+        )
+
+    async def _activate(
+        self,
+        instance: WorkflowInstance,
+        events: Sequence[Any],
+        updates: Sequence[Mapping[str, Any]],
+    ) -> ActivationResult:
+        return await self._in_thread(
+            lambda: instance.activate(events, updates=updates), len(events), instance
+        )
+
+    async def _in_thread(self, fn: Callable[[], T], events: int, instance: WorkflowInstance) -> T:
+        """Run workflow code in the executor; past the deadlock timeout, give up on it."""
+        loop = asyncio.get_running_loop()
+        started = asyncio.Event()
+
+        def call() -> T:
+            loop.call_soon_threadsafe(started.set)
+            return fn()
+
+        future = loop.run_in_executor(self._executor, call)
+        if self._debug_mode:
+            return await future
+        # The clock starts when a thread takes the work, not while it queues for one.
+        starting: asyncio.Future[Any] = loop.create_task(started.wait())
+        waiting: set[asyncio.Future[Any]] = {starting, future}
+        try:
+            await asyncio.wait(waiting, return_when=asyncio.FIRST_COMPLETED)
+        finally:
+            starting.cancel()
+        timeout = DEADLOCK_TIMEOUT_SECONDS + events * _REPLAY_ALLOWANCE_SECONDS
+        try:
+            return await asyncio.wait_for(asyncio.shield(future), timeout)
+        except TimeoutError:
+            # The thread cannot be stopped; the instance is abandoned to it.
+            self._abandoned.add(instance)
+            self._cache.drop(instance.run_id)
+            raise _Deadlock(
+                RuntimeError(
+                    f"[TMPRL1101] Potential deadlock detected: workflow "
+                    f"{instance.workflow_id} didn't yield within {DEADLOCK_TIMEOUT_SECONDS:g} "
+                    "second(s) (blocking calls are not allowed in workflow code; pass "
+                    "debug_mode=True to the Worker to disable this check)"
+                )
+            ) from None
+
+    async def _sticky_cache_miss(self, task: Mapping[str, Any]) -> None:
+        _log.debug(
+            "Workflow %s run %s is not cached: asking for the whole history",
+            task["workflow_id"],
+            task["run_id"],
+        )
+        error = ApplicationError(
+            f"Workflow run {task['run_id']} is not in this worker's cache and the task "
+            f"carries history from event {task['history_from_event_id']} only",
+            type="StickyCacheMiss",
+        )
+        await self._fail_task(task, STICKY_CACHE_MISS_CAUSE, error)
+
+    async def _fail_task(self, task: Mapping[str, Any], cause: str, error: BaseException) -> None:
+        self._cache.drop(str(task["run_id"]))
+        if cause != STICKY_CACHE_MISS_CAUSE:
+            _log.warning(
+                "Failing workflow task of workflow %s run %s (%s): %s",
+                task["workflow_id"],
+                task["run_id"],
+                cause,
+                error,
+            )
+        failure = await self._converter.encode_failure(error)
+        await self._send_failed(task, cause, failure)
+
+    async def _send_failed(self, task: Mapping[str, Any], cause: str, failure: Failure) -> None:
+        body = {
+            "scheduled_event_id": task["scheduled_event_id"],
+            "attempt": task["attempt"],
+            "cause": cause,
+            "failure": failure,
+        }
+        try:
+            await self._send(task, (WORKFLOW_TASK_FAILED, body))
+        except Exception as exc:
+            raise AnswerNotSent(f"WorkflowTaskFailed not sent: {exc}") from exc
+
+    async def _send(self, task: Mapping[str, Any], body: tuple[str, dict[str, Any]]) -> None:
+        await self._transport.send_command(
+            str(task["workflow_id"]), body, run_id=str(task["run_id"])
+        )
+
+    async def _encode_failure(self, failure: Failure) -> Failure:
+        if self._codec is None:
+            return failure
+        return await self._codec.encode_failure(failure)
+
+    # -- queries ---------------------------------------------------------------------------
+
+    async def _answer_query_task(self, task: dict[str, Any]) -> None:
+        run_id = str(task["run_id"])
+        instance = self._cache.take(run_id)
+        try:
+            await self._answer_query(task, instance)
+        finally:
+            if (
+                instance is not None
+                and instance not in self._abandoned
+                and run_id not in self._cache
+            ):
+                self._cache.put(run_id, instance)
+
+    async def _answer_query(self, task: Mapping[str, Any], cached: WorkflowInstance | None) -> None:
+        query = task["query"]
+        try:
+            result = await self._run_query(task, cached)
+            body: dict[str, Any] = {"query_id": query["query_id"], "result": result}
+        except Exception as exc:
+            if isinstance(exc, _Deadlock):
+                exc = exc.args[0]
+            _log.debug(
+                "Query %s of workflow %s failed: %s", query["query_type"], task["workflow_id"], exc
+            )
+            failure = await self._converter.encode_failure(exc)
+            body = {"query_id": query["query_id"], "result": [], "failure": failure}
+        try:
+            await self._transport.send_reply(
+                query["reply_to"],
+                workflow_id=str(task["workflow_id"]),
+                run_id=str(task["run_id"]),
+                body=(QUERY_RESULT, body),
+            )
+        except Exception as exc:
+            # The client times out; the worker goes on.
+            _log.error(
+                "The answer to query %s of workflow %s was not sent: %s",
+                query["query_id"],
+                task["workflow_id"],
+                exc,
+            )
+
+    async def _run_query(
+        self, task: Mapping[str, Any], cached: WorkflowInstance | None
+    ) -> list[Any]:
+        query = task["query"]
+        history = list(task["history"])
+        last_event = int(history[-1]["event_id"]) if history else 0
+        instance = cached
+        if instance is None or instance.history_length < last_event:
+            definition = self._definition(str(task["workflow_type"]))
+            if definition is None:
+                known = sorted(name for name in self._workflows if name is not None)
+                raise ApplicationError(
+                    f"Workflow class {task['workflow_type']} is not registered on this worker, "
+                    f"available workflows: {', '.join(known) or '(none)'}",
+                    type="NotFoundError",
+                )
+            events: list[dict[str, Any]] = await decode_in(history, self._codec)
+            instance = self._new_instance(definition, task, events)
+            replay = instance
+            result = await self._in_thread(lambda: replay.activate(events), len(events), replay)
+            if result.failure is not None:
+                raise result.failure.error
+        args: list[Any] = await decode_in(list(query["args"]), self._codec)
+        target = instance
+        payloads = await self._in_thread(
+            lambda: target.query(str(query["query_type"]), args), 0, target
+        )
+        encoded: list[Any] = await encode_in(payloads, self._codec)
+        return encoded
