@@ -1,0 +1,173 @@
+"""Workflows written against the Temporal-style API, run end to end on the real broker:
+client -> engine -> worker, nothing faked."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Iterator
+from datetime import timedelta
+from pathlib import Path
+
+import pytest
+
+from cadenza import Settings, activity, workflow
+from cadenza.client import Client, WorkflowFailureError
+from cadenza.common import RetryPolicy
+from cadenza.exceptions import ActivityError, ApplicationError, CancelledError, TerminatedError
+from cadenza.topics import TopicAdmin
+from cadenza.worker import Worker
+
+from .engine_support import running_engine
+
+ATTEMPTS: dict[str, int] = {}
+
+
+@activity.defn
+async def greet(name: str) -> str:
+    return f"Hello, {name}!"
+
+
+@activity.defn
+async def flaky(key: str) -> str:
+    ATTEMPTS[key] = ATTEMPTS.get(key, 0) + 1
+    if ATTEMPTS[key] < 3:
+        raise ApplicationError(f"attempt {ATTEMPTS[key]} failed")
+    return f"ok after {ATTEMPTS[key]}"
+
+
+@activity.defn
+async def broken() -> str:
+    raise ApplicationError("card declined", type="Declined", non_retryable=True)
+
+
+@workflow.defn
+class Hello:
+    @workflow.run
+    async def run(self, name: str) -> str:
+        return await workflow.execute_activity(
+            greet, name, start_to_close_timeout=timedelta(seconds=10)
+        )
+
+
+@workflow.defn
+class Retrying:
+    @workflow.run
+    async def run(self, key: str) -> str:
+        return await workflow.execute_activity(
+            flaky,
+            key,
+            start_to_close_timeout=timedelta(seconds=10),
+            retry_policy=RetryPolicy(initial_interval=timedelta(milliseconds=100)),
+        )
+
+
+@workflow.defn
+class Failing:
+    @workflow.run
+    async def run(self) -> str:
+        return await workflow.execute_activity(broken, start_to_close_timeout=timedelta(seconds=5))
+
+
+@workflow.defn
+class Approval:
+    def __init__(self) -> None:
+        self.approved_by: str | None = None
+
+    @workflow.run
+    async def run(self) -> str:
+        await workflow.sleep(0.2)
+        await workflow.wait_condition(lambda: self.approved_by is not None, timeout=30)
+        return f"approved by {self.approved_by}"
+
+    @workflow.signal
+    def approve(self, who: str) -> None:
+        self.approved_by = who
+
+    @workflow.query
+    def status(self) -> str:
+        return "approved" if self.approved_by else "waiting"
+
+
+@workflow.defn
+class Counter:
+    @workflow.run
+    async def run(self, n: int) -> int:
+        if n < 3:
+            workflow.continue_as_new(n + 1)
+        return n
+
+
+@workflow.defn
+class Forever:
+    @workflow.run
+    async def run(self) -> None:
+        await workflow.wait_condition(lambda: False)
+
+
+@pytest.fixture
+def engine(settings: Settings, tmp_path: Path) -> Iterator[None]:
+    TopicAdmin(settings).create(task_queues=["e2e"])
+    with running_engine(settings, str(tmp_path / "engine")):
+        yield
+
+
+def test_hello_activity(settings: Settings, engine: None) -> None:
+    async def main() -> str:
+        client = await Client.connect(settings=settings)
+        async with Worker(client, task_queue="e2e", workflows=[Hello], activities=[greet]):
+            result = await client.execute_workflow(Hello.run, "Kafka", id="hello", task_queue="e2e")
+        await client.close()
+        return result
+
+    assert asyncio.run(asyncio.wait_for(main(), 60)) == "Hello, Kafka!"
+
+
+def test_workflows_end_to_end(settings: Settings, engine: None) -> None:
+    async def main() -> None:
+        client = await Client.connect(settings=settings)
+        async with Worker(
+            client,
+            task_queue="e2e",
+            workflows=[Hello, Retrying, Failing, Approval, Counter, Forever],
+            activities=[greet, flaky, broken],
+        ):
+            # Retries until the third attempt succeeds.
+            got = await client.execute_workflow(Retrying.run, "r1", id="retry", task_queue="e2e")
+            assert got == "ok after 3"
+
+            # A non-retryable error fails the workflow with the cause chain.
+            with pytest.raises(WorkflowFailureError) as failed:
+                await client.execute_workflow(Failing.run, id="fail", task_queue="e2e")
+            assert isinstance(failed.value.cause, ActivityError)
+            assert isinstance(failed.value.cause.cause, ApplicationError)
+            assert failed.value.cause.cause.type == "Declined"
+
+            # Signal + wait_condition, a durable timer, and queries before and after.
+            handle = await client.start_workflow(Approval.run, id="approve", task_queue="e2e")
+            assert await handle.query(Approval.status) == "waiting"
+            await handle.signal(Approval.approve, "ops")
+            assert await handle.result() == "approved by ops"
+            assert await handle.query(Approval.status) == "approved"
+
+            # Continue-as-new carries state into new runs; result follows the chain.
+            assert await client.execute_workflow(Counter.run, 0, id="count", task_queue="e2e") == 3
+
+            # Cancel and terminate.
+            cancelled = await client.start_workflow(Forever.run, id="cancel-me", task_queue="e2e")
+            await cancelled.cancel()
+            with pytest.raises(WorkflowFailureError) as err:
+                await cancelled.result()
+            assert isinstance(err.value.cause, CancelledError)
+            terminated = await client.start_workflow(Forever.run, id="end-me", task_queue="e2e")
+            await terminated.terminate(reason="done here")
+            with pytest.raises(WorkflowFailureError) as err:
+                await terminated.result()
+            assert isinstance(err.value.cause, TerminatedError)
+
+            description = await handle.describe()
+            assert description.status.name == "COMPLETED"
+            history = await handle.fetch_history()
+            assert history.events[-1]["attributes"][0].endswith("WorkflowExecutionCompleted")
+        await client.close()
+
+    asyncio.run(asyncio.wait_for(main(), 120))
