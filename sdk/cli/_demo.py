@@ -1,24 +1,27 @@
 """``cadenza demo``: the main job of the quick start, end to end on a real broker.
 
 It starts the local broker (unless CADENZA_BOOTSTRAP_SERVERS names a cluster),
-creates and verifies the namespace's topics, then does what a client in any
-language does to start a workflow: produces an Avro ``StartWorkflow`` command to
-``<ns>.commands`` and reads it back with a plain consumer. The engine and the
-SDK (issues 3 and 4) extend this into a workflow that runs to completion.
+creates and verifies the namespace's topics, starts the engine as its own
+process, runs a worker and a client in this one, and takes a sample workflow
+(an activity, a durable timer, a signal) to completion.
 """
 
 from __future__ import annotations
 
-import time
+import asyncio
+import os
+import signal
+import subprocess
+import sys
 import uuid
+from pathlib import Path
 
 import click
 
-from cadenza import schemas
 from cadenza._settings import Settings
 from cadenza.cli._common import fail, settings_options
 from cadenza.localkafka import LocalKafka, LocalKafkaError
-from cadenza.topics import TopicAdmin, TopicAdminError, commands_topic
+from cadenza.topics import TopicAdmin, TopicAdminError
 
 
 def _step(text: str) -> None:
@@ -29,9 +32,7 @@ def _step(text: str) -> None:
 @settings_options
 @click.option("--task-queue", default="demo", show_default=True, help="Task queue of the demo.")
 def demo(settings: Settings, task_queue: str) -> None:
-    """Run the quick-start job: broker, topics, and a workflow start on Kafka."""
-    from confluent_kafka import Consumer, Producer, TopicPartition
-
+    """Run the quick-start job: broker, topics, engine, and a workflow to completion."""
     if settings.uses_local_broker:
         _step("starting the local Kafka broker")
         try:
@@ -51,53 +52,58 @@ def demo(settings: Settings, task_queue: str) -> None:
         fail("topic drift:\n" + "\n".join(f"  - {d.message}" for d in drift))
     click.echo("    verified: every topic matches the catalog")
 
-    workflow_id = f"demo-{uuid.uuid4().hex[:8]}"
-    payload = {"metadata": {"encoding": b"json/plain"}, "data": b'"Kafka"'}
-    command = {
-        "command_id": str(uuid.uuid4()),
-        "workflow_id": workflow_id,
-        "run_id": None,
-        "sent_time_ms": int(time.time() * 1000),
-        "identity": "cadenza-demo",
-        "reply_to": None,
-        "body": (
-            "cadenza.command.StartWorkflow",
-            {
-                "workflow_type": "GreetingWorkflow",
-                "task_queue": task_queue,
-                "input": [payload],
-                "request_id": str(uuid.uuid4()),
-            },
-        ),
+    _step("starting the engine (cadenza processors run) in the background")
+    engine = _start_engine(settings)
+    try:
+        result = asyncio.run(_run_sample(settings, task_queue))
+    finally:
+        engine.send_signal(signal.SIGTERM)
+        engine.wait(30)
+    _step(f"done: the workflow returned {result!r}")
+
+
+def _start_engine(settings: Settings) -> subprocess.Popen[bytes]:
+    env = {
+        **os.environ,
+        "CADENZA_BOOTSTRAP_SERVERS": settings.resolved_bootstrap_servers,
+        "CADENZA_NAMESPACE": settings.namespace,
     }
-    topic = commands_topic(settings)
-    _step(f"producing StartWorkflow({workflow_id}) to {topic} (Avro single-object encoding)")
-    producer = Producer({**settings.producer_config(), "log_level": 3})
-    delivered: list[tuple[int, int]] = []
+    log = Path(settings.data_dir) / "demo-engine.log"
+    log.parent.mkdir(parents=True, exist_ok=True)
+    with open(log, "ab") as out:
+        return subprocess.Popen(
+            [sys.executable, "-m", "cadenza.cli", "processors", "run"],
+            env=env,
+            stdout=out,
+            stderr=subprocess.STDOUT,
+        )
 
-    def on_delivery(err: object, msg: object) -> None:
-        if err is not None:
-            fail(f"the broker did not accept the command: {err}")
-        delivered.append((msg.partition(), msg.offset()))  # type: ignore[attr-defined]
 
-    value = schemas.encode(schemas.COMMAND, command)
-    producer.produce(topic, key=workflow_id.encode(), value=value, on_delivery=on_delivery)
-    producer.flush(30)
-    partition, offset = delivered[0]
-    click.echo(f"    acknowledged: partition {partition}, offset {offset}")
+async def _run_sample(settings: Settings, task_queue: str) -> str:
+    from cadenza.cli._demo_workflow import GreetingWorkflow, compose_greeting
+    from cadenza.client import Client
+    from cadenza.worker import Worker
 
-    consumer = Consumer({**settings.kafka_config(), "group.id": f"demo-{uuid.uuid4().hex}"})
-    consumer.assign([TopicPartition(topic, partition, offset)])
-    msg = consumer.poll(10)
-    consumer.close()
-    record = msg.value() if msg is not None and not msg.error() else None
-    if record is None:
-        fail(f"could not read the command back from {topic}: {msg and msg.error()}")
-        return
-    name, datum = schemas.decode(record)
-    body_name, body = datum["body"]
-    click.echo(
-        f"    read back {name} / {body_name}: workflow {datum['workflow_id']}, "
-        f"type {body['workflow_type']}, queue {body['task_queue']}"
-    )
-    _step("done: the engine and workers (issues 3 and 4) take it from here")
+    client = await Client.connect(settings=settings)
+    try:
+        async with Worker(
+            client,
+            task_queue=task_queue,
+            workflows=[GreetingWorkflow],
+            activities=[compose_greeting],
+        ):
+            workflow_id = f"greeting-{uuid.uuid4().hex[:8]}"
+            _step(f"starting GreetingWorkflow {workflow_id} on task queue {task_queue!r}")
+            handle = await client.start_workflow(
+                GreetingWorkflow.run, "Kafka", id=workflow_id, task_queue=task_queue
+            )
+            _step("the workflow runs its activity, sleeps durably, then waits for a signal")
+            await asyncio.sleep(1.0)
+            await handle.signal(GreetingWorkflow.approve)
+            _step("signalled approve; waiting for the result")
+            result: str = await asyncio.wait_for(handle.result(), 60)
+            history = await handle.fetch_history()
+            click.echo(f"    history: {len(history.events)} events on Kafka")
+            return result
+    finally:
+        await client.close()

@@ -19,4 +19,4 @@ def test_demo_runs_to_the_end(settings: Settings) -> None:
     )
     assert out.returncode == 0, out.stderr
     assert "verified: every topic matches the catalog" in out.stdout
-    assert "read back cadenza.command.Command / cadenza.command.StartWorkflow" in out.stdout
+    assert "done: the workflow returned 'Hello, Kafka!'" in out.stdout
