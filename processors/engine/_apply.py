@@ -59,6 +59,8 @@ def new_state(event: Event) -> State:
         "activities": {},
         "timers": {},
         "updates": {},
+        "children": {},
+        "externals": {},
         "signal_ids": [],
         "cancel_requested": False,
         "waiters": [],
@@ -242,6 +244,50 @@ def _update_admitted(state: State, attrs: Attrs, event: Event) -> None:
     state["workflow_task_needed"] = True
 
 
+# -- children and other workflows --------------------------------------------------------------
+
+
+def _child_initiated(state: State, attrs: Attrs, event: Event) -> None:
+    state["children"][str(event["event_id"])] = {
+        "initiated_event_id": event["event_id"],
+        "workflow_id": attrs["workflow_id"],
+        "workflow_type": attrs["workflow_type"],
+        "run_id": None,
+        "started_event_id": 0,
+        "parent_close_policy": attrs.get("parent_close_policy", "TERMINATE"),
+    }
+
+
+def _child_started(state: State, attrs: Attrs, event: Event) -> None:
+    child = state["children"].get(str(attrs["initiated_event_id"]))
+    if child is not None:
+        child["run_id"] = attrs["run_id"]
+        child["started_event_id"] = event["event_id"]
+    state["workflow_task_needed"] = True
+
+
+def _child_closed(state: State, attrs: Attrs, event: Event) -> None:
+    state["children"].pop(str(attrs["initiated_event_id"]), None)
+    state["workflow_task_needed"] = True
+
+
+def _external_initiated(kind: str) -> Callable[[State, Attrs, Event], None]:
+    def applier(state: State, attrs: Attrs, event: Event) -> None:
+        state["externals"][str(event["event_id"])] = {
+            "initiated_event_id": event["event_id"],
+            "workflow_id": attrs["workflow_id"],
+            "run_id": attrs.get("run_id"),
+            "kind": kind,
+        }
+
+    return applier
+
+
+def _external_resolved(state: State, attrs: Attrs, event: Event) -> None:
+    state["externals"].pop(str(attrs["initiated_event_id"]), None)
+    state["workflow_task_needed"] = True
+
+
 # -- closing ----------------------------------------------------------------------------------
 
 
@@ -285,6 +331,20 @@ APPLIERS: dict[str, Callable[[State, Attrs, Event], None]] = {
     _H + "WorkflowExecutionUpdateAccepted": _update_accepted,
     _H + "WorkflowExecutionUpdateCompleted": _update_closed,
     _H + "WorkflowExecutionUpdateRejected": _update_closed,
+    _H + "StartChildWorkflowExecutionInitiated": _child_initiated,
+    _H + "StartChildWorkflowExecutionFailed": _child_closed,
+    _H + "ChildWorkflowExecutionStarted": _child_started,
+    _H + "ChildWorkflowExecutionCompleted": _child_closed,
+    _H + "ChildWorkflowExecutionFailed": _child_closed,
+    _H + "ChildWorkflowExecutionCanceled": _child_closed,
+    _H + "ChildWorkflowExecutionTimedOut": _child_closed,
+    _H + "ChildWorkflowExecutionTerminated": _child_closed,
+    _H + "SignalExternalWorkflowExecutionInitiated": _external_initiated("SIGNAL"),
+    _H + "RequestCancelExternalWorkflowExecutionInitiated": _external_initiated("CANCEL"),
+    _H + "ExternalWorkflowExecutionSignaled": _external_resolved,
+    _H + "SignalExternalWorkflowExecutionFailed": _external_resolved,
+    _H + "ExternalWorkflowExecutionCancelRequested": _external_resolved,
+    _H + "RequestCancelExternalWorkflowExecutionFailed": _external_resolved,
     _H + "WorkflowExecutionCompleted": _close("COMPLETED"),
     _H + "WorkflowExecutionFailed": _close("FAILED"),
     _H + "WorkflowExecutionCanceled": _close("CANCELED"),

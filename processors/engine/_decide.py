@@ -61,6 +61,10 @@ class Context(Protocol):
 
     def reply(self, reply_to: dict[str, Any], reply: dict[str, Any]) -> None: ...
 
+    def command(
+        self, workflow_id: str, body: tuple[str, dict[str, Any]], run_id: str | None = None
+    ) -> None: ...
+
 
 class Rejected(Exception):
     """A well-formed command that cannot apply; the sender gets a CommandRejected reply."""
@@ -140,12 +144,40 @@ def _running(ctx: Context, command: dict[str, Any]) -> State:
     return state
 
 
+_CHILD_POLICY_COMMANDS = {
+    "TERMINATE": (_C + "TerminateWorkflow", {"reason": "the parent workflow closed"}),
+    "REQUEST_CANCEL": (_C + "RequestCancelWorkflow", {"reason": "the parent workflow closed"}),
+}
+
+
 def _close(ctx: Context, state: State) -> None:
-    """After a closing event: answer every waiter and keep the closed run addressable."""
+    """After a closing event: answer waiters, tell the parent, apply the children's policy."""
     for waiter in state["waiters"]:
         ctx.reply(waiter["reply_to"], _result_reply(state, waiter["reply_to"]))
     state["waiters"] = []
     state["updates"] = {}
+    parent = state["parent"]
+    if parent is not None and state["status"] != "CONTINUED_AS_NEW":
+        ctx.command(
+            parent["workflow_id"],
+            (
+                _C + "ChildWorkflowClosed",
+                {
+                    "initiated_event_id": parent["initiated_event_id"],
+                    "child_workflow_id": state["workflow_id"],
+                    "child_run_id": state["run_id"],
+                    "workflow_type": state["workflow_type"],
+                    "status": state["status"],
+                    "result": state["result"],
+                    "failure": state["failure"],
+                },
+            ),
+            parent["run_id"],
+        )
+    for child in state["children"].values():
+        policy = _CHILD_POLICY_COMMANDS.get(child["parent_close_policy"])
+        if policy is not None:  # ABANDON: the child runs on
+            ctx.command(child["workflow_id"], policy, child["run_id"])
     ctx.archive(state)
 
 
@@ -361,12 +393,39 @@ def _timeout_failure(kind: str, details: list[Any], cause: dict[str, Any] | None
 
 
 def _start(ctx: Context, command: dict[str, Any], body: dict[str, Any]) -> None:
+    parent = body.get("parent")
+    if parent is None:
+        _start_workflow(ctx, command, body)
+        return
+    # A child's start answers its parent with commands, not replies.
+    child = {
+        "initiated_event_id": parent["initiated_event_id"],
+        "child_workflow_id": command["workflow_id"],
+        "workflow_type": body["workflow_type"],
+    }
+    try:
+        run_id = _start_workflow(ctx, command, body)
+    except Rejected:
+        ctx.command(
+            parent["workflow_id"],
+            (_C + "ChildWorkflowStartFailed", {**child, "cause": "WORKFLOW_ALREADY_EXISTS"}),
+            parent["run_id"],
+        )
+        return
+    ctx.command(
+        parent["workflow_id"],
+        (_C + "ChildWorkflowStarted", {**child, "child_run_id": run_id}),
+        parent["run_id"],
+    )
+
+
+def _start_workflow(ctx: Context, command: dict[str, Any], body: dict[str, Any]) -> str:
     workflow_id = command["workflow_id"]
     existing = ctx.state(workflow_id)
     if existing is not None and existing["start_request_id"] == body["request_id"]:
         # The same start sent again: answer as the first time, change nothing.
         _reply(ctx, command, "WorkflowStarted", {"run_id": existing["run_id"], "started": True})
-        return
+        return str(existing["run_id"])
     if existing is not None and existing["status"] == "RUNNING":
         policy = body.get("id_conflict_policy", "UNSPECIFIED")
         if body.get("id_reuse_policy") == "TERMINATE_IF_RUNNING":
@@ -409,6 +468,7 @@ def _start(ctx: Context, command: dict[str, Any], body: dict[str, Any]) -> None:
     schedule_workflow_task(ctx, state)
     ctx.put(state)
     _reply(ctx, command, "WorkflowStarted", {"run_id": run_id, "started": True})
+    return run_id
 
 
 def _start_run(
@@ -477,16 +537,48 @@ def _deliver_signal(ctx: Context, state: State, signal: dict[str, Any], identity
     return True
 
 
+def _answer_initiator(
+    ctx: Context, body: dict[str, Any], result: str, rejection: Rejected | None
+) -> None:
+    external = body.get("external")
+    if external is None:
+        if rejection is not None:
+            raise rejection
+        return
+    ctx.command(
+        external["workflow_id"],
+        (
+            _C + result,
+            {
+                "initiated_event_id": external["initiated_event_id"],
+                "success": rejection is None,
+                "cause": "" if rejection is None else "EXTERNAL_WORKFLOW_EXECUTION_NOT_FOUND",
+            },
+        ),
+        external["run_id"],
+    )
+
+
 def _signal(ctx: Context, command: dict[str, Any], body: dict[str, Any]) -> None:
-    state = _running(ctx, command)
+    try:
+        state = _running(ctx, command)
+    except Rejected as rejection:
+        _answer_initiator(ctx, body, "ExternalSignalResult", rejection)
+        return
     if _deliver_signal(ctx, state, body, command.get("identity", "")):
         schedule_workflow_task(ctx, state)
         ctx.put(state)
+    _answer_initiator(ctx, body, "ExternalSignalResult", None)
     _reply(ctx, command, "CommandAccepted", {"run_id": state["run_id"]})
 
 
 def _request_cancel(ctx: Context, command: dict[str, Any], body: dict[str, Any]) -> None:
-    state = _running(ctx, command)
+    try:
+        state = _running(ctx, command)
+    except Rejected as rejection:
+        _answer_initiator(ctx, body, "ExternalCancelResult", rejection)
+        return
+    _answer_initiator(ctx, body, "ExternalCancelResult", None)
     if not state["cancel_requested"]:
         emit(
             ctx,
@@ -589,7 +681,15 @@ def _describe(ctx: Context, command: dict[str, Any], body: dict[str, Any]) -> No
             "memo": state["memo"],
             "search_attributes": state["search_attributes"],
             "pending_activities": pending if body.get("include_pending", True) else [],
-            "pending_children": [],
+            "pending_children": [
+                {
+                    "workflow_id": c["workflow_id"],
+                    "run_id": c["run_id"],
+                    "workflow_type": c["workflow_type"],
+                    "initiated_event_id": c["initiated_event_id"],
+                }
+                for c in state["children"].values()
+            ],
         },
     )
 
@@ -1010,7 +1110,98 @@ def _complete_update(ctx: Context, state: State, attrs: dict[str, Any], wtc: int
     _update_reply(ctx, state, update, "COMPLETED", attrs["outcome"])
 
 
+def _start_child(ctx: Context, state: State, attrs: dict[str, Any], wtc: int) -> None:
+    initiated = emit(
+        ctx,
+        state,
+        "StartChildWorkflowExecutionInitiated",
+        {**attrs, "workflow_task_completed_event_id": wtc},
+    )
+    body = {
+        key: attrs.get(key)
+        for key in (
+            "workflow_type",
+            "task_queue",
+            "input",
+            "execution_timeout_ms",
+            "run_timeout_ms",
+            "task_timeout_ms",
+            "retry_policy",
+            "cron_schedule",
+            "memo",
+            "search_attributes",
+            "header",
+        )
+        if attrs.get(key) is not None
+    }
+    body["id_reuse_policy"] = attrs.get("id_reuse_policy", "ALLOW_DUPLICATE")
+    # Deterministic: the same initiation always sends the same start.
+    body["request_id"] = f"{state['run_id']}/{initiated}"
+    body["parent"] = {
+        "workflow_id": state["workflow_id"],
+        "run_id": state["run_id"],
+        "initiated_event_id": initiated,
+        "parent_close_policy": attrs.get("parent_close_policy", "TERMINATE"),
+    }
+    ctx.command(attrs["workflow_id"], (_C + "StartWorkflow", body))
+
+
+def _signal_external(ctx: Context, state: State, attrs: dict[str, Any], wtc: int) -> None:
+    initiated = emit(
+        ctx,
+        state,
+        "SignalExternalWorkflowExecutionInitiated",
+        {**attrs, "workflow_task_completed_event_id": wtc},
+    )
+    ctx.command(
+        attrs["workflow_id"],
+        (
+            _C + "SignalWorkflow",
+            {
+                "signal_name": attrs["signal_name"],
+                "input": attrs.get("input", []),
+                "header": attrs.get("header", {}),
+                "signal_id": f"{state['run_id']}/{initiated}",
+                "external": {
+                    "workflow_id": state["workflow_id"],
+                    "run_id": state["run_id"],
+                    "initiated_event_id": initiated,
+                },
+            },
+        ),
+        attrs.get("run_id"),
+    )
+
+
+def _cancel_external(ctx: Context, state: State, attrs: dict[str, Any], wtc: int) -> None:
+    initiated = emit(
+        ctx,
+        state,
+        "RequestCancelExternalWorkflowExecutionInitiated",
+        {**attrs, "workflow_task_completed_event_id": wtc},
+    )
+    ctx.command(
+        attrs["workflow_id"],
+        (
+            _C + "RequestCancelWorkflow",
+            {
+                "reason": attrs.get("reason", ""),
+                "request_id": f"{state['run_id']}/{initiated}",
+                "external": {
+                    "workflow_id": state["workflow_id"],
+                    "run_id": state["run_id"],
+                    "initiated_event_id": initiated,
+                },
+            },
+        ),
+        attrs.get("run_id"),
+    )
+
+
 _WORKFLOW_COMMANDS: dict[str, WorkflowCommand] = {
+    _C + "StartChildWorkflowExecution": _start_child,
+    _C + "SignalExternalWorkflowExecution": _signal_external,
+    _C + "RequestCancelExternalWorkflowExecution": _cancel_external,
     _C + "ScheduleActivityTask": _schedule_activity,
     _C + "RequestCancelActivityTask": _cancel_activity,
     _C + "StartTimer": _start_timer,
@@ -1142,6 +1333,137 @@ def _heartbeat(ctx: Context, command: dict[str, Any], body: dict[str, Any]) -> N
         "HeartbeatResponse",
         {"run_id": state["run_id"], "cancel_requested": activity["cancel_requested"]},
     )
+
+
+# -- notices from children and other workflows ------------------------------------------------
+
+
+def _notice_target(
+    ctx: Context, command: dict[str, Any], pending: str, initiated: int
+) -> tuple[State, dict[str, Any]] | None:
+    state = ctx.state(command["workflow_id"])
+    if state is None or state["status"] != "RUNNING":
+        return None
+    if command.get("run_id") and command["run_id"] != state["run_id"]:
+        return None
+    entry = state[pending].get(str(initiated))
+    return None if entry is None else (state, entry)
+
+
+def _child_started(ctx: Context, command: dict[str, Any], body: dict[str, Any]) -> None:
+    target = _notice_target(ctx, command, "children", body["initiated_event_id"])
+    if target is None or target[1]["run_id"] is not None:
+        return  # duplicate notice
+    state, child = target
+    emit(
+        ctx,
+        state,
+        "ChildWorkflowExecutionStarted",
+        {
+            "workflow_id": child["workflow_id"],
+            "run_id": body["child_run_id"],
+            "workflow_type": child["workflow_type"],
+            "initiated_event_id": child["initiated_event_id"],
+        },
+    )
+    schedule_workflow_task(ctx, state)
+    ctx.put(state)
+
+
+def _child_start_failed(ctx: Context, command: dict[str, Any], body: dict[str, Any]) -> None:
+    target = _notice_target(ctx, command, "children", body["initiated_event_id"])
+    if target is None or target[1]["run_id"] is not None:
+        return
+    state, child = target
+    emit(
+        ctx,
+        state,
+        "StartChildWorkflowExecutionFailed",
+        {
+            "workflow_id": child["workflow_id"],
+            "workflow_type": child["workflow_type"],
+            "cause": body["cause"],
+            "initiated_event_id": child["initiated_event_id"],
+            "workflow_task_completed_event_id": 0,
+        },
+    )
+    schedule_workflow_task(ctx, state)
+    ctx.put(state)
+
+
+_CHILD_CLOSED_EVENTS = {
+    "COMPLETED": "ChildWorkflowExecutionCompleted",
+    "FAILED": "ChildWorkflowExecutionFailed",
+    "CANCELED": "ChildWorkflowExecutionCanceled",
+    "TIMED_OUT": "ChildWorkflowExecutionTimedOut",
+    "TERMINATED": "ChildWorkflowExecutionTerminated",
+}
+
+
+def _child_closed(ctx: Context, command: dict[str, Any], body: dict[str, Any]) -> None:
+    target = _notice_target(ctx, command, "children", body["initiated_event_id"])
+    if target is None:
+        return
+    state, child = target
+    if child["run_id"] is None:
+        # The start notice may still be on its way (another partition): record it first.
+        _child_started(ctx, command, {**body, "child_run_id": body["child_run_id"]})
+        child = state["children"][str(body["initiated_event_id"])]
+    attrs: dict[str, Any] = {
+        "workflow_id": child["workflow_id"],
+        "run_id": body["child_run_id"],
+        "workflow_type": child["workflow_type"],
+        "initiated_event_id": child["initiated_event_id"],
+        "started_event_id": child["started_event_id"],
+    }
+    status = body["status"]
+    if status == "COMPLETED":
+        attrs["result"] = body.get("result", [])
+    elif status == "FAILED":
+        attrs["failure"] = body["failure"]
+        attrs["retry_state"] = "RETRY_POLICY_NOT_SET"
+    elif status == "TIMED_OUT":
+        attrs["retry_state"] = "TIMEOUT"
+    elif status == "CANCELED":
+        attrs["details"] = []
+    emit(ctx, state, _CHILD_CLOSED_EVENTS[status], attrs)
+    schedule_workflow_task(ctx, state)
+    ctx.put(state)
+
+
+def _external_result(kind: str) -> Callable[[Context, dict[str, Any], dict[str, Any]], None]:
+    done, failed = (
+        ("ExternalWorkflowExecutionSignaled", "SignalExternalWorkflowExecutionFailed")
+        if kind == "SIGNAL"
+        else (
+            "ExternalWorkflowExecutionCancelRequested",
+            "RequestCancelExternalWorkflowExecutionFailed",
+        )
+    )
+
+    def handler(ctx: Context, command: dict[str, Any], body: dict[str, Any]) -> None:
+        target = _notice_target(ctx, command, "externals", body["initiated_event_id"])
+        if target is None:
+            return
+        state, external = target
+        attrs = {
+            "initiated_event_id": external["initiated_event_id"],
+            "workflow_id": external["workflow_id"],
+            "run_id": external["run_id"],
+        }
+        if body["success"]:
+            emit(ctx, state, done, attrs)
+        else:
+            emit(
+                ctx,
+                state,
+                failed,
+                {**attrs, "cause": body.get("cause", ""), "workflow_task_completed_event_id": 0},
+            )
+        schedule_workflow_task(ctx, state)
+        ctx.put(state)
+
+    return handler
 
 
 # -- timers and timeouts ----------------------------------------------------------------------
@@ -1301,6 +1623,11 @@ _HANDLERS: dict[str, Callable[[Context, dict[str, Any], dict[str, Any]], None]] 
     _C + "ActivityTaskHeartbeat": _heartbeat,
     _C + "TimerFired": _timer_fired,
     _C + "TimeoutFired": _timeout_fired,
+    _C + "ChildWorkflowStarted": _child_started,
+    _C + "ChildWorkflowStartFailed": _child_start_failed,
+    _C + "ChildWorkflowClosed": _child_closed,
+    _C + "ExternalSignalResult": _external_result("SIGNAL"),
+    _C + "ExternalCancelResult": _external_result("CANCEL"),
 }
 
 

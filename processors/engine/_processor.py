@@ -136,6 +136,23 @@ class _Batch:
             partition=reply_to["partition"],
         )
 
+    def command(
+        self, workflow_id: str, body: tuple[str, dict[str, Any]], run_id: str | None = None
+    ) -> None:
+        # To another workflow (or this one): through `commands`, partitioned like any client's.
+        command = {
+            "command_id": str(uuid.uuid4()),
+            "workflow_id": workflow_id,
+            "run_id": run_id,
+            "sent_time_ms": self.now_ms,
+            "identity": "cadenza-engine",
+            "reply_to": None,
+            "body": body,
+        }
+        self.engine.produce(
+            self.engine.commands, workflow_id.encode(), schemas.encode(schemas.COMMAND, command)
+        )
+
     # -- flush --------------------------------------------------------------------------------
 
     def flush(self) -> Any:

@@ -13,7 +13,13 @@ import pytest
 from cadenza import Settings, activity, workflow
 from cadenza.client import Client, WorkflowFailureError
 from cadenza.common import RetryPolicy
-from cadenza.exceptions import ActivityError, ApplicationError, CancelledError, TerminatedError
+from cadenza.exceptions import (
+    ActivityError,
+    ApplicationError,
+    CancelledError,
+    ChildWorkflowError,
+    TerminatedError,
+)
 from cadenza.topics import TopicAdmin
 from cadenza.worker import Worker
 
@@ -168,6 +174,104 @@ def test_workflows_end_to_end(settings: Settings, engine: None) -> None:
             assert description.status.name == "COMPLETED"
             history = await handle.fetch_history()
             assert history.events[-1]["attributes"][0].endswith("WorkflowExecutionCompleted")
+        await client.close()
+
+    asyncio.run(asyncio.wait_for(main(), 120))
+
+
+@workflow.defn
+class Child:
+    @workflow.run
+    async def run(self, n: int) -> int:
+        if n < 0:
+            raise ApplicationError("negative", non_retryable=True)
+        return n * 2
+
+
+@workflow.defn
+class Parent:
+    @workflow.run
+    async def run(self, n: int) -> list[int]:
+        ok = await workflow.execute_child_workflow(
+            Child.run, n, id=f"{workflow.info().workflow_id}-c1"
+        )
+        try:
+            await workflow.execute_child_workflow(
+                Child.run, -1, id=f"{workflow.info().workflow_id}-c2"
+            )
+        except ChildWorkflowError as err:
+            assert isinstance(err.cause, ApplicationError)
+            return [ok, -1]
+        return [ok]
+
+
+@workflow.defn
+class Receiver:
+    def __init__(self) -> None:
+        self.got: list[str] = []
+
+    @workflow.run
+    async def run(self) -> list[str]:
+        await workflow.wait_condition(lambda: len(self.got) >= 1)
+        return self.got
+
+    @workflow.signal
+    def hello(self, text: str) -> None:
+        self.got.append(text)
+
+
+@workflow.defn
+class Sender:
+    @workflow.run
+    async def run(self, target: str) -> None:
+        await workflow.get_external_workflow_handle(target).signal(Receiver.hello, "from sender")
+
+
+@workflow.defn
+class Abandoning:
+    @workflow.run
+    async def run(self, policy: str) -> str:
+        handle = await workflow.start_child_workflow(
+            Forever.run,
+            id=f"{workflow.info().workflow_id}-child",
+            parent_close_policy=workflow.ParentClosePolicy[policy],
+        )
+        return handle.id
+
+
+def test_children_external_signals_and_parent_close_policy(
+    settings: Settings, engine: None
+) -> None:
+    async def main() -> None:
+        client = await Client.connect(settings=settings)
+        async with Worker(
+            client,
+            task_queue="e2e",
+            workflows=[Parent, Child, Receiver, Sender, Abandoning, Forever],
+            activities=[greet],
+        ):
+            assert await client.execute_workflow(Parent.run, 21, id="p", task_queue="e2e") == [
+                42,
+                -1,
+            ]
+
+            receiver = await client.start_workflow(Receiver.run, id="rx", task_queue="e2e")
+            await client.execute_workflow(Sender.run, "rx", id="tx", task_queue="e2e")
+            assert await receiver.result() == ["from sender"]
+
+            # TERMINATE (the default): the child ends with its parent; ABANDON: it runs on.
+            child_id = await client.execute_workflow(
+                Abandoning.run, "TERMINATE", id="pcp-t", task_queue="e2e"
+            )
+            with pytest.raises(WorkflowFailureError) as err:
+                await client.get_workflow_handle(child_id).result()
+            assert isinstance(err.value.cause, TerminatedError)
+            child_id = await client.execute_workflow(
+                Abandoning.run, "ABANDON", id="pcp-a", task_queue="e2e"
+            )
+            description = await client.get_workflow_handle(child_id).describe()
+            assert description.status.name == "RUNNING"
+            await client.get_workflow_handle(child_id).terminate()
         await client.close()
 
     asyncio.run(asyncio.wait_for(main(), 120))
