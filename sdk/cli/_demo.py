@@ -42,8 +42,8 @@ def demo(settings: Settings, task_queue: str) -> None:
     _step(f"creating the topics of namespace {settings.namespace!r}")
     admin = TopicAdmin(settings)
     try:
-        result = admin.create(task_queues=[task_queue])
-        click.echo(f"    created {len(result.created)}, {len(result.existed)} already existed")
+        created = admin.create(task_queues=[task_queue])
+        click.echo(f"    created {len(created.created)}, {len(created.existed)} already existed")
         drift = admin.verify(task_queues=[task_queue])
     except TopicAdminError as exc:
         fail(str(exc))
