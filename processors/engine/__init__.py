@@ -2,5 +2,15 @@
 
 from ._decide import Rejected, decide, retry_delay_ms
 from ._processor import Engine, run_engine
+from ._replay import RebuildReport, rebuild, scheduling_fields
 
-__all__ = ["Engine", "Rejected", "decide", "retry_delay_ms", "run_engine"]
+__all__ = [
+    "Engine",
+    "RebuildReport",
+    "Rejected",
+    "decide",
+    "rebuild",
+    "retry_delay_ms",
+    "run_engine",
+    "scheduling_fields",
+]

@@ -1,0 +1,54 @@
+"""``cadenza replay``: rebuild the engine's stores from the ``history`` topic."""
+
+from __future__ import annotations
+
+from datetime import datetime
+
+import click
+
+from cadenza._settings import Settings
+from cadenza.cli._common import fail, settings_options
+
+
+@click.command()
+@settings_options
+@click.option(
+    "--data-dir",
+    required=True,
+    help="An empty directory for the rebuilt stores (point `processors run --data-dir` at it).",
+)
+@click.option(
+    "--until-offset", type=int, default=None, help="Stop each partition before this offset."
+)
+@click.option(
+    "--until-time",
+    default=None,
+    help="Ignore events after this time (ISO 8601, e.g. 2026-11-21T18:00:00+00:00).",
+)
+def replay(
+    settings: Settings, data_dir: str, until_offset: int | None, until_time: str | None
+) -> None:
+    """Rebuild the engine's stores from history, optionally as they were at an offset or time."""
+    from cadenza.processors.engine import rebuild
+
+    until_ms = None
+    if until_time is not None:
+        try:
+            until_ms = int(datetime.fromisoformat(until_time).timestamp() * 1000)
+        except ValueError:
+            fail(f"--until-time {until_time!r} is not an ISO 8601 time (2026-11-21T18:00:00+00:00)")
+    try:
+        report = rebuild(
+            settings,
+            data_dir,
+            until_offset=until_offset,
+            until_time_ms=until_ms,
+            progress=lambda line: click.echo(f"    {line}"),
+        )
+    except (FileExistsError, RuntimeError) as exc:
+        fail(str(exc))
+        return
+    click.echo(
+        f"rebuilt {report.runs} runs from {report.events} events in {report.partitions} "
+        f"partitions in {report.seconds:.1f}s ({report.events_per_second:,.0f} events/s)"
+    )
