@@ -275,6 +275,7 @@ def _send_activity_task(ctx: Context, state: State, activity: dict[str, Any]) ->
             "scheduled_time_ms": activity["scheduled_time_ms"],
             "current_attempt_scheduled_time_ms": ctx.now_ms,
             "schedule_to_close_timeout_ms": activity["schedule_to_close_timeout_ms"],
+            "schedule_to_start_timeout_ms": activity["schedule_to_start_timeout_ms"],
             "start_to_close_timeout_ms": activity["start_to_close_timeout_ms"],
             "heartbeat_timeout_ms": activity["heartbeat_timeout_ms"],
             "retry_policy": activity["retry_policy"],

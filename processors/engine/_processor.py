@@ -211,6 +211,8 @@ class Engine:
         self.dead_letters = dead_letters_topic(settings)
         self.changelog = changelog_topic(settings, ENGINE_STORE)
         self.stores: dict[int, PartitionStore] = {}
+        self.restored: dict[int, tuple[int, int]] = {}
+        """Changelog records and history events each partition's restore read."""
         self._admin = TopicAdmin(settings)
         self._known_topics: set[str] = set()
         self._running = False
@@ -492,6 +494,7 @@ class Engine:
             history = self._read_to_end(restorer, self.history, partition, marks.get("history", 0))
         finally:
             restorer.close()
+        self.restored[partition] = (len(changelog), len(history))
         if not changelog and not history:
             return
         wb = new_batch()
