@@ -16,6 +16,7 @@ from collections.abc import Callable
 from typing import Any, Protocol
 
 from ._apply import Event, State, apply, new_state
+from ._cron import CronError, next_after
 
 _log = logging.getLogger("cadenza.engine")
 
@@ -157,7 +158,7 @@ def _close(ctx: Context, state: State) -> None:
     state["waiters"] = []
     state["updates"] = {}
     parent = state["parent"]
-    if parent is not None and state["status"] != "CONTINUED_AS_NEW":
+    if parent is not None and state["new_execution_run_id"] is None:
         ctx.command(
             parent["workflow_id"],
             (
@@ -462,6 +463,12 @@ def _start_workflow(ctx: Context, command: dict[str, Any], body: dict[str, Any])
                 f"workflow {workflow_id!r} already ran (run {existing['run_id']}, "
                 f"{existing['status'].lower()}) and the id reuse policy is {reuse}",
             )
+    if body.get("cron_schedule"):
+        try:
+            first = next_after(body["cron_schedule"], ctx.now_ms)
+        except CronError as exc:
+            raise Rejected("INVALID_ARGUMENT", f"cron_schedule: {exc}") from None
+        body = {**body, "start_delay_ms": (body.get("start_delay_ms") or 0) + first - ctx.now_ms}
     run_id = str(uuid.uuid5(_RUN_ID_NAMESPACE, command["command_id"]))
     state = _start_run(ctx, workflow_id, run_id, body, command.get("identity", ""))
     if body.get("signal"):
@@ -624,7 +631,7 @@ def _get_result(ctx: Context, command: dict[str, Any], body: dict[str, Any]) -> 
         raise Rejected("NOT_FOUND", f"workflow {workflow_id!r} run {run_id or ''} does not exist")
     follow = body.get("follow_runs", True)
     # Follow the chain of runs (continue-as-new, retries, cron) to the one that decides.
-    while follow and state["status"] == "CONTINUED_AS_NEW" and state["new_execution_run_id"]:
+    while follow and state["status"] != "RUNNING" and state["new_execution_run_id"]:
         nxt = ctx.run_state(workflow_id, state["new_execution_run_id"])
         if nxt is None and current is not None:
             nxt = current if current["run_id"] == state["new_execution_run_id"] else None
@@ -954,27 +961,31 @@ def _cancel_timer(ctx: Context, state: State, attrs: dict[str, Any], wtc: int) -
 
 
 def _complete(ctx: Context, state: State, attrs: dict[str, Any], wtc: int) -> None:
-    emit(
+    _close_run(
         ctx,
         state,
         "WorkflowExecutionCompleted",
         {"result": attrs.get("result", []), "workflow_task_completed_event_id": wtc},
+        "COMPLETED",
     )
-    _close(ctx, state)
 
 
 def _fail(ctx: Context, state: State, attrs: dict[str, Any], wtc: int) -> None:
-    emit(
+    retry_state = "RETRY_POLICY_NOT_SET"
+    if state["retry_policy"] is not None:
+        _, retry_state = retry_delay_ms(state["retry_policy"], state["attempt"], attrs["failure"])
+    _close_run(
         ctx,
         state,
         "WorkflowExecutionFailed",
         {
             "failure": attrs["failure"],
-            "retry_state": "RETRY_POLICY_NOT_SET",
+            "retry_state": retry_state,
             "workflow_task_completed_event_id": wtc,
         },
+        "FAILED",
+        failure=attrs["failure"],
     )
-    _close(ctx, state)
 
 
 def _cancel(ctx: Context, state: State, attrs: dict[str, Any], wtc: int) -> None:
@@ -988,7 +999,7 @@ def _cancel(ctx: Context, state: State, attrs: dict[str, Any], wtc: int) -> None
 
 
 def _continue_as_new(ctx: Context, state: State, attrs: dict[str, Any], wtc: int) -> None:
-    new_run_id = str(uuid.uuid5(_RUN_ID_NAMESPACE, f"{state['run_id']}/continued"))
+    new_run_id = _successor_run_id(state, "WORKFLOW")
     workflow_type = attrs.get("workflow_type") or state["workflow_type"]
     task_queue = attrs.get("task_queue") or state["task_queue"]
     emit(
@@ -1004,38 +1015,141 @@ def _continue_as_new(ctx: Context, state: State, attrs: dict[str, Any], wtc: int
             "workflow_task_completed_event_id": wtc,
         },
     )
-    waiters = [w for w in state["waiters"] if w["follow_runs"]]
-    state["waiters"] = [w for w in state["waiters"] if not w["follow_runs"]]
-    _close(ctx, state)
     body = {
         "workflow_type": workflow_type,
         "task_queue": task_queue,
         "input": attrs.get("input", []),
-        "execution_timeout_ms": state["execution_timeout_ms"],
         "run_timeout_ms": attrs.get("run_timeout_ms") or state["run_timeout_ms"],
         "task_timeout_ms": attrs.get("task_timeout_ms") or state["task_timeout_ms"],
         "retry_policy": attrs.get("retry_policy") or state["retry_policy"],
-        "cron_schedule": state["cron_schedule"],
         "memo": attrs.get("memo") or state["memo"],
         "search_attributes": attrs.get("search_attributes") or state["search_attributes"],
         "header": attrs.get("header", {}),
-        "start_delay_ms": attrs.get("backoff_start_interval_ms"),
+    }
+    _start_successor(
+        ctx,
+        state,
+        new_run_id,
+        body,
+        initiator="WORKFLOW",
+        attempt=1,
+        backoff_ms=attrs.get("backoff_start_interval_ms"),
+    )
+
+
+# -- successor runs: continue-as-new, retry, cron ----------------------------------------------
+
+
+def _successor_run_id(state: State, initiator: str) -> str:
+    # Deterministic: processing the same close twice names the same next run.
+    return str(uuid.uuid5(_RUN_ID_NAMESPACE, f"{state['run_id']}/{initiator}"))
+
+
+def _plan_successor(
+    ctx: Context, state: State, status: str, failure: dict[str, Any] | None
+) -> tuple[str, int, int] | None:
+    """(initiator, backoff ms, attempt) of the run that follows a closing one, if any.
+
+    Temporal's rules: a failed or run-timed-out run retries under the workflow's retry
+    policy while attempts and the execution timeout allow; otherwise a cron workflow's
+    next run starts at its next scheduled time, whatever the outcome.
+    """
+    policy = state["retry_policy"]
+    if policy is not None and status in ("FAILED", "TIMED_OUT"):
+        delay, _ = retry_delay_ms(policy, state["attempt"], failure)
+        expires = state["execution_expiration_time_ms"]
+        if delay is not None and (expires is None or ctx.now_ms + delay < expires):
+            return "RETRY", delay, state["attempt"] + 1
+    if state["cron_schedule"] and status in ("COMPLETED", "FAILED", "TIMED_OUT"):
+        try:
+            due = next_after(state["cron_schedule"], ctx.now_ms)
+        except CronError:
+            return None
+        return "CRON_SCHEDULE", due - ctx.now_ms, 1
+    return None
+
+
+def _close_run(
+    ctx: Context,
+    state: State,
+    event: str,
+    attrs: dict[str, Any],
+    status: str,
+    *,
+    failure: dict[str, Any] | None = None,
+) -> None:
+    """Emit a closing event; start the retry or the next cron run when one follows."""
+    plan = _plan_successor(ctx, state, status, failure)
+    if plan is None:
+        emit(ctx, state, event, attrs)
+        _close(ctx, state)
+        return
+    initiator, backoff, attempt = plan
+    new_run_id = _successor_run_id(state, initiator)
+    attrs = {**attrs, "new_execution_run_id": new_run_id}
+    if initiator == "RETRY":
+        attrs["retry_state"] = "IN_PROGRESS"
+    emit(ctx, state, event, attrs)
+    first = ctx.history(state["workflow_id"], state["run_id"], 1)[0]["attributes"][1]
+    body = {
+        key: first.get(key)
+        for key in ("workflow_type", "task_queue", "input", "run_timeout_ms", "header")
+    }
+    body.update(
+        task_timeout_ms=state["task_timeout_ms"],
+        retry_policy=state["retry_policy"],
+        memo=state["memo"],
+        search_attributes=state["search_attributes"],
+    )
+    _start_successor(
+        ctx,
+        state,
+        new_run_id,
+        body,
+        initiator=initiator,
+        attempt=attempt,
+        backoff_ms=backoff,
+        failure=failure,
+        result=state["result"] if status == "COMPLETED" else None,
+    )
+
+
+def _start_successor(
+    ctx: Context,
+    state: State,
+    new_run_id: str,
+    body: dict[str, Any],
+    *,
+    initiator: str,
+    attempt: int,
+    backoff_ms: int | None,
+    failure: dict[str, Any] | None = None,
+    result: list[Any] | None = None,
+) -> None:
+    """Close ``state``'s run into a new run of the same workflow, which becomes ``state``."""
+    waiters = [w for w in state["waiters"] if w["follow_runs"]]
+    state["waiters"] = [w for w in state["waiters"] if not w["follow_runs"]]
+    _close(ctx, state)
+    body = {
+        **body,
+        "execution_timeout_ms": state["execution_timeout_ms"],
+        "cron_schedule": state["cron_schedule"],
+        "start_delay_ms": backoff_ms,
         "parent": state["parent"],
         "request_id": "",
     }
-    new = _start_run(
-        ctx,
-        state["workflow_id"],
-        new_run_id,
-        body,
-        "",
-        extra={
-            "first_execution_run_id": state["first_execution_run_id"],
-            "continued_execution_run_id": state["run_id"],
-            "initiator": "WORKFLOW",
-            "execution_expiration_time_ms": state["execution_expiration_time_ms"],
-        },
-    )
+    extra: dict[str, Any] = {
+        "attempt": attempt,
+        "first_execution_run_id": state["first_execution_run_id"],
+        "continued_execution_run_id": state["run_id"],
+        "initiator": initiator,
+        "execution_expiration_time_ms": state["execution_expiration_time_ms"],
+    }
+    if failure is not None:
+        extra["continued_failure"] = failure
+    if result is not None:
+        extra["last_completion_result"] = result
+    new = _start_run(ctx, state["workflow_id"], new_run_id, body, "", extra=extra)
     new["waiters"] = waiters
     schedule_workflow_task(ctx, new)
     # The new run becomes the workflow's current run; the caller stores it.
@@ -1585,6 +1699,16 @@ def _activity_timeout(kind: str) -> Callable[[Context, State, int, int, int], bo
 
 
 def _workflow_timeout(ctx: Context, state: State, ref: int, attempt: int, due: int) -> bool:
+    if ctx.now_ms < due:
+        return False
+    _close_run(ctx, state, "WorkflowExecutionTimedOut", {"retry_state": "TIMEOUT"}, "TIMED_OUT")
+    return True
+
+
+def _execution_timeout(ctx: Context, state: State, ref: int, attempt: int, due: int) -> bool:
+    # The whole chain of runs is out of time: no retry, no next cron run.
+    if ctx.now_ms < due:
+        return False
     emit(ctx, state, "WorkflowExecutionTimedOut", {"retry_state": "TIMEOUT"})
     _close(ctx, state)
     return True
@@ -1599,7 +1723,7 @@ _TIMEOUTS: dict[str, Callable[[Context, State, int, int, int], bool]] = {
     "ACTIVITY_SCHEDULE_TO_CLOSE": _activity_timeout("SCHEDULE_TO_CLOSE"),
     "ACTIVITY_SCHEDULE_TO_START": _activity_timeout("SCHEDULE_TO_START"),
     "ACTIVITY_HEARTBEAT": _activity_timeout("HEARTBEAT"),
-    "WORKFLOW_EXECUTION": _workflow_timeout,
+    "WORKFLOW_EXECUTION": _execution_timeout,
     "WORKFLOW_RUN": _workflow_timeout,
 }
 

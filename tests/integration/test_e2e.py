@@ -275,3 +275,55 @@ def test_children_external_signals_and_parent_close_policy(
         await client.close()
 
     asyncio.run(asyncio.wait_for(main(), 120))
+
+
+RUNS: list[int] = []
+
+
+@workflow.defn
+class Flaky:
+    @workflow.run
+    async def run(self) -> int:
+        attempt = workflow.info().attempt
+        if attempt < 3:
+            raise ApplicationError(f"run attempt {attempt} failed")
+        return attempt
+
+
+@workflow.defn
+class Nightly:
+    @workflow.run
+    async def run(self) -> int:
+        RUNS.append(workflow.info().attempt)
+        return len(RUNS)
+
+
+def test_workflow_retry_policy_and_cron(settings: Settings, engine: None) -> None:
+    async def main() -> None:
+        client = await Client.connect(settings=settings)
+        async with Worker(client, task_queue="e2e", workflows=[Flaky, Nightly]):
+            # A failing run is retried as a new run; result() follows the chain.
+            got = await client.execute_workflow(
+                Flaky.run,
+                id="flaky-wf",
+                task_queue="e2e",
+                retry_policy=RetryPolicy(initial_interval=timedelta(milliseconds=100)),
+            )
+            assert got == 3
+            # Without a retry policy the first failure is final.
+            with pytest.raises(WorkflowFailureError):
+                await client.execute_workflow(Flaky.run, id="flaky-once", task_queue="e2e")
+
+            # A cron workflow runs on schedule until it is stopped.
+            handle = await client.start_workflow(
+                Nightly.run, id="cron-wf", task_queue="e2e", cron_schedule="@every 1s"
+            )
+            for _ in range(100):
+                if len(RUNS) >= 2:
+                    break
+                await asyncio.sleep(0.1)
+            assert len(RUNS) >= 2
+            await handle.terminate(reason="enough")
+        await client.close()
+
+    asyncio.run(asyncio.wait_for(main(), 60))
