@@ -409,6 +409,13 @@ class Engine:
             on_delivery=self._delivered,
         )
 
+    def timer_entries(self) -> list[Due]:
+        """Every pending deadline of every owned partition (for tests and tools)."""
+        out = []
+        for store in list(self.stores.values()):
+            out.extend(parse_index_key(key)[1] for key in store.due(b"u", 100_000))
+        return out
+
     # -- timers -------------------------------------------------------------------------------
 
     def _poll_timeout(self) -> float:

@@ -222,3 +222,9 @@ def test_temporal_names_port_by_changing_the_import() -> None:
         assert callable(getattr(workflow, name))
     assert callable(activity.defn)
     assert common.RetryPolicy().maximum_attempts == 0
+
+
+def test_testing_exports() -> None:
+    import cadenza.testing
+
+    assert cadenza.testing.__all__ == ["WorkflowEnvironment"]

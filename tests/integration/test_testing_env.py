@@ -1,0 +1,49 @@
+"""cadenza.testing.WorkflowEnvironment: a month-long sleep completes in moments."""
+
+from __future__ import annotations
+
+import asyncio
+from datetime import timedelta
+
+from cadenza import Settings, workflow
+from cadenza.testing import WorkflowEnvironment
+from cadenza.worker import Worker
+
+
+@workflow.defn
+class MonthlyReminder:
+    @workflow.run
+    async def run(self) -> str:
+        start = workflow.now()
+        await workflow.sleep(timedelta(days=30))
+        await asyncio.sleep(3600)  # plain asyncio.sleep is a durable timer too
+        return str(workflow.now() - start)
+
+
+def test_time_skipping_environment(kafka_settings: Settings) -> None:
+    async def main() -> None:
+        async with await WorkflowEnvironment.start_time_skipping(settings=kafka_settings) as env:
+            assert env.supports_time_skipping
+            before = env.get_current_time()
+            async with Worker(env.client, task_queue="q", workflows=[MonthlyReminder]):
+                result = await env.client.execute_workflow(
+                    MonthlyReminder.run, id="remind", task_queue="q"
+                )
+            assert result.startswith("30 days, 1:00:00")
+            assert env.get_current_time() - before >= timedelta(days=30, hours=1)
+
+    asyncio.run(asyncio.wait_for(main(), 60))
+
+
+def test_real_time_environment_does_not_skip(kafka_settings: Settings) -> None:
+    async def main() -> None:
+        async with await WorkflowEnvironment.start_local(settings=kafka_settings) as env:
+            assert not env.supports_time_skipping
+            async with Worker(env.client, task_queue="q", workflows=[MonthlyReminder]):
+                handle = await env.client.start_workflow(
+                    MonthlyReminder.run, id="remind", task_queue="q"
+                )
+                await asyncio.sleep(1)
+                assert (await handle.describe()).status.name == "RUNNING"
+
+    asyncio.run(asyncio.wait_for(main(), 60))
