@@ -28,6 +28,15 @@ _kafka_log = logging.getLogger("cadenza.worker.kafka")
 
 _POLL_SECONDS = 0.1
 
+SESSION_TIMEOUT_MS = 6000
+"""How long the broker waits for a silent worker (killed, cut off) before the group
+rebalances its partitions onto the task queue's other workers: the broker's minimum
+(``group.min.session.timeout.ms``), as for the engine, not librdkafka's default 45 s,
+which would hold every task of a killed worker's partitions for that long."""
+HEARTBEAT_INTERVAL_MS = 1000
+"""How often the consumer tells the group coordinator it is alive (librdkafka sends
+heartbeats from its own thread, so workflow code and activities never delay them)."""
+
 
 @dataclass(frozen=True)
 class Record:
@@ -79,6 +88,8 @@ class TaskConsumer:
             "enable.auto.commit": False,
             # A new group must see the tasks dispatched before its first worker started.
             "auto.offset.reset": "earliest",
+            "session.timeout.ms": SESSION_TIMEOUT_MS,
+            "heartbeat.interval.ms": HEARTBEAT_INTERVAL_MS,
             "logger": _kafka_log,
             "error_cb": self._on_error,
         }

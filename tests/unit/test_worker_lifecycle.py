@@ -142,3 +142,21 @@ def test_a_failed_start_cleans_up(monkeypatch: pytest.MonkeyPatch) -> None:
 
     worker = asyncio.run(scenario())
     assert worker.is_shutdown and not worker.is_running
+
+
+def test_a_killed_worker_leaves_its_group_within_seconds() -> None:
+    # librdkafka's default session timeout (45 s) held a killed worker's tasks that long
+    # (tests/integration/test_sdk_worker_kill.py); the broker's minimum is 6 s.
+    consumer = TaskConsumer(
+        settings=FakeClient().settings,
+        topic="t",
+        group_id="g",
+        capacity=1,
+        loop=asyncio.new_event_loop(),
+        on_record=lambda record: None,
+        on_fatal=lambda error: None,
+        client_id="c",
+    )
+    consumer._loop.close()
+    assert consumer._config["session.timeout.ms"] == 6000
+    assert consumer._config["heartbeat.interval.ms"] == 1000

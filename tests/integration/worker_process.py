@@ -1,0 +1,76 @@
+"""A worker in a process of its own, for tests that kill it with SIGKILL::
+
+    python -m tests.integration.worker_process --bootstrap-servers HOST:PORT \
+        --namespace NS --partitions 4 --task-queue QUEUE
+
+It prints ``ready`` once its worker has joined the task queue's consumer groups,
+then runs until killed. The workflow and activity it serves are defined here so
+the test process can start the same workflow by its class.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import os
+import sys
+from datetime import timedelta
+
+from cadenza import Settings, activity, workflow
+from cadenza.client import Client
+from cadenza.common import RetryPolicy
+from cadenza.worker import Worker
+
+SLOW_STEP_SECONDS = 1.5
+
+
+@activity.defn
+async def slow_step(marker: str) -> str:
+    """Appends ``start <pid> <attempt>`` and ``done <pid> <attempt>`` lines to ``marker``."""
+    attempt = activity.info().attempt
+    with open(marker, "a") as out:
+        out.write(f"start {os.getpid()} {attempt}\n")
+    await asyncio.sleep(SLOW_STEP_SECONDS)
+    with open(marker, "a") as out:
+        out.write(f"done {os.getpid()} {attempt}\n")
+    return f"done by {os.getpid()} on attempt {attempt}"
+
+
+@workflow.defn
+class CrashProof:
+    @workflow.run
+    async def run(self, marker: str) -> str:
+        return await workflow.execute_activity(
+            slow_step,
+            marker,
+            start_to_close_timeout=timedelta(seconds=3),
+            retry_policy=RetryPolicy(initial_interval=timedelta(milliseconds=100)),
+        )
+
+
+async def serve(settings: Settings, task_queue: str) -> None:
+    client = await Client.connect(settings=settings)
+    async with Worker(
+        client, task_queue=task_queue, workflows=[CrashProof], activities=[slow_step]
+    ):
+        print("ready", flush=True)
+        await asyncio.Event().wait()
+
+
+def main(argv: list[str]) -> None:
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--bootstrap-servers", required=True)
+    parser.add_argument("--namespace", required=True)
+    parser.add_argument("--partitions", type=int, required=True)
+    parser.add_argument("--task-queue", required=True)
+    args = parser.parse_args(argv)
+    settings = Settings.from_env(
+        bootstrap_servers=args.bootstrap_servers,
+        namespace=args.namespace,
+        partitions=args.partitions,
+    )
+    asyncio.run(serve(settings, args.task_queue))
+
+
+if __name__ == "__main__":
+    main(sys.argv[1:])
