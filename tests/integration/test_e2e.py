@@ -327,3 +327,52 @@ def test_workflow_retry_policy_and_cron(settings: Settings, engine: None) -> Non
         await client.close()
 
     asyncio.run(asyncio.wait_for(main(), 60))
+
+
+def test_signal_with_start_start_delay_and_timeouts(settings: Settings, engine: None) -> None:
+    async def main() -> None:
+        client = await Client.connect(settings=settings)
+        async with Worker(client, task_queue="e2e", workflows=[Approval, Forever]):
+            # Signal-with-start: the signal is in history before the first workflow task.
+            handle = await client.start_workflow(
+                Approval.run,
+                id="sws",
+                task_queue="e2e",
+                start_signal="approve",
+                start_signal_args=["starter"],
+            )
+            assert await handle.result() == "approved by starter"
+            # The same call against the running workflow signals it instead of failing.
+            again = await client.start_workflow(
+                Forever.run, id="sws-2", task_queue="e2e", start_signal="nothing"
+            )
+            twice = await client.start_workflow(
+                Forever.run, id="sws-2", task_queue="e2e", start_signal="nothing"
+            )
+            assert twice.result_run_id == again.result_run_id
+            await again.terminate()
+
+            # A start delay holds the first workflow task back.
+            loop = asyncio.get_running_loop()
+            began = loop.time()
+            delayed = await client.start_workflow(
+                Approval.run,
+                id="delayed",
+                task_queue="e2e",
+                start_delay=timedelta(seconds=1.5),
+                start_signal="approve",
+                start_signal_args=["later"],
+            )
+            assert await delayed.result() == "approved by later"
+            assert loop.time() - began >= 1.4
+
+            # Execution timeout: the run times out and result() says so.
+            timed = await client.start_workflow(
+                Forever.run, id="timed", task_queue="e2e", execution_timeout=timedelta(seconds=1)
+            )
+            with pytest.raises(WorkflowFailureError) as err:
+                await timed.result()
+            assert type(err.value.cause).__name__ == "TimeoutError"
+        await client.close()
+
+    asyncio.run(asyncio.wait_for(main(), 60))
