@@ -33,7 +33,8 @@ def kafka_settings(request: pytest.FixtureRequest) -> Iterator[Settings]:
     # A session broker of its own (own port, own data dir) so a developer's
     # `cadenza kafka start` on the default port is never touched by tests.
     data_dir = Path(tempfile.mkdtemp(prefix="cadenza-test-kafka-"))
-    port = int(os.environ.get("CADENZA_TEST_KAFKA_PORT", "0")) or None
+    # Free ports unless CADENZA_TEST_KAFKA_PORT names one.
+    port = int(os.environ.get("CADENZA_TEST_KAFKA_PORT", "0"))
     broker = LocalKafka(
         dataclasses.replace(settings, data_dir=str(data_dir)),
         port=port,

@@ -1,6 +1,7 @@
 """The workflow engine: event-sourced command processing on Kafka with RocksDB state."""
 
-from ._decide import Rejected, decide, retry_delay_ms
+from ._common import Rejected, retry_delay_ms
+from ._decide import decide
 from ._processor import Engine, run_engine
 from ._replay import RebuildReport, rebuild, scheduling_fields
 

@@ -1,0 +1,381 @@
+"""What every command handler shares: the context, emitting events, replies, closing, dispatch."""
+
+from __future__ import annotations
+
+import logging
+import uuid
+from typing import Any, Protocol
+
+from ._apply import Event, State, apply
+
+_log = logging.getLogger("cadenza.engine")
+
+_C = "cadenza.command."
+_H = "cadenza.history."
+_R = "cadenza.reply."
+
+STICKY_CACHE_MISS = "STICKY_CACHE_MISS"
+UNHANDLED_COMMAND = "UNHANDLED_COMMAND"
+_MAX_TASK_BACKOFF_MS = 60_000
+_RUN_ID_NAMESPACE = uuid.UUID("7b0c1f5e-6a3d-4c59-9d3e-3f0b8a2c1d10")
+
+_CLOSE_COMMANDS = frozenset(
+    {
+        _C + "CompleteWorkflowExecution",
+        _C + "FailWorkflowExecution",
+        _C + "CancelWorkflowExecution",
+        _C + "ContinueAsNewWorkflowExecution",
+    }
+)
+
+
+class Context(Protocol):
+    """What the decider reads and writes; the processor implements it per batch."""
+
+    now_ms: int
+
+    def state(self, workflow_id: str) -> State | None: ...
+
+    def run_state(self, workflow_id: str, run_id: str) -> State | None: ...
+
+    def put(self, state: State) -> None: ...
+
+    def archive(self, state: State) -> None: ...
+
+    def history(self, workflow_id: str, run_id: str, from_event_id: int) -> list[Event]: ...
+
+    def append(self, event: Event) -> None: ...
+
+    def workflow_task(self, task: dict[str, Any]) -> None: ...
+
+    def activity_task(self, task: dict[str, Any]) -> None: ...
+
+    def reply(self, reply_to: dict[str, Any], reply: dict[str, Any]) -> None: ...
+
+    def command(
+        self, workflow_id: str, body: tuple[str, dict[str, Any]], run_id: str | None = None
+    ) -> None: ...
+
+
+class Rejected(Exception):
+    """A well-formed command that cannot apply; the sender gets a CommandRejected reply."""
+
+    def __init__(self, code: str, message: str) -> None:
+        super().__init__(message)
+        self.code = code
+        self.message = message
+
+
+# -- helpers ----------------------------------------------------------------------------------
+
+
+def emit(ctx: Context, state: State, name: str, attrs: dict[str, Any]) -> int:
+    """Append the run's next event, apply it, and return its id."""
+    event = {
+        "event_id": state["next_event_id"],
+        "event_time_ms": ctx.now_ms,
+        "workflow_id": state["workflow_id"],
+        "run_id": state["run_id"],
+        "attributes": (_H + name, attrs),
+    }
+    apply(state, event)
+    ctx.append(event)
+    return int(event["event_id"])
+
+
+def _reply(ctx: Context, command: dict[str, Any], body_name: str, body: dict[str, Any]) -> None:
+    reply_to = command.get("reply_to")
+    if reply_to is None:
+        return
+    ctx.reply(
+        reply_to,
+        {
+            "request_id": reply_to["request_id"],
+            "workflow_id": command["workflow_id"],
+            "run_id": body.get("run_id", command.get("run_id")),
+            "body": (_R + body_name, body),
+        },
+    )
+
+
+def _result_reply(state: State, reply_to: dict[str, Any]) -> dict[str, Any]:
+    return {
+        "request_id": reply_to["request_id"],
+        "workflow_id": state["workflow_id"],
+        "run_id": state["run_id"],
+        "body": (
+            _R + "WorkflowResult",
+            {
+                "run_id": state["run_id"],
+                "status": state["status"],
+                "result": state["result"],
+                "failure": state["failure"],
+                "new_run_id": state["new_execution_run_id"],
+            },
+        ),
+    }
+
+
+def _running(ctx: Context, command: dict[str, Any]) -> State:
+    """The run a command targets; Rejected when it does not exist or has closed."""
+    workflow_id = command["workflow_id"]
+    state = ctx.state(workflow_id)
+    run_id = command.get("run_id")
+    if state is None:
+        raise Rejected("NOT_FOUND", f"workflow {workflow_id!r} does not exist")
+    if run_id and state["run_id"] != run_id:
+        if ctx.run_state(workflow_id, run_id) is None:
+            raise Rejected("NOT_FOUND", f"workflow {workflow_id!r} has no run {run_id!r}")
+        raise Rejected("ALREADY_CLOSED", f"run {run_id!r} of workflow {workflow_id!r} is closed")
+    if state["status"] != "RUNNING":
+        raise Rejected(
+            "ALREADY_CLOSED",
+            f"workflow {workflow_id!r} run {state['run_id']!r} is {state['status'].lower()}",
+        )
+    return state
+
+
+_CHILD_POLICY_COMMANDS = {
+    "TERMINATE": (_C + "TerminateWorkflow", {"reason": "the parent workflow closed"}),
+    "REQUEST_CANCEL": (_C + "RequestCancelWorkflow", {"reason": "the parent workflow closed"}),
+}
+
+
+def _close(ctx: Context, state: State) -> None:
+    """After a closing event: answer waiters, tell the parent, apply the children's policy."""
+    for waiter in state["waiters"]:
+        ctx.reply(waiter["reply_to"], _result_reply(state, waiter["reply_to"]))
+    state["waiters"] = []
+    state["updates"] = {}
+    parent = state["parent"]
+    if parent is not None and state["new_execution_run_id"] is None:
+        ctx.command(
+            parent["workflow_id"],
+            (
+                _C + "ChildWorkflowClosed",
+                {
+                    "initiated_event_id": parent["initiated_event_id"],
+                    "child_workflow_id": state["workflow_id"],
+                    "child_run_id": state["run_id"],
+                    "workflow_type": state["workflow_type"],
+                    "status": state["status"],
+                    "result": state["result"],
+                    "failure": state["failure"],
+                },
+            ),
+            parent["run_id"],
+        )
+    for child in state["children"].values():
+        policy = _CHILD_POLICY_COMMANDS.get(child["parent_close_policy"])
+        if policy is not None:  # ABANDON: the child runs on
+            ctx.command(child["workflow_id"], policy, child["run_id"])
+    ctx.archive(state)
+
+
+# -- workflow task dispatch -------------------------------------------------------------------
+
+
+def schedule_workflow_task(ctx: Context, state: State) -> None:
+    """Dispatch a workflow task if the run needs one and none is outstanding or backing off."""
+    if state["status"] != "RUNNING" or state["workflow_task"] is not None:
+        return
+    if not state["workflow_task_needed"] or ctx.now_ms < state["execution_time_ms"]:
+        return
+    _dispatch_new_task(ctx, state, attempt=1)
+
+
+def _dispatch_new_task(ctx: Context, state: State, *, attempt: int) -> None:
+    timeout = state["task_timeout_ms"]
+    scheduled = emit(
+        ctx,
+        state,
+        "WorkflowTaskScheduled",
+        {
+            "task_queue": state["task_queue"],
+            "start_to_close_timeout_ms": timeout,
+            "attempt": attempt,
+        },
+    )
+    emit(ctx, state, "WorkflowTaskStarted", {"scheduled_event_id": scheduled})
+    _send_workflow_task(ctx, state)
+
+
+def _send_workflow_task(ctx: Context, state: State, *, full: bool = False) -> None:
+    task = state["workflow_task"]
+    seen = 0 if full else state["worker_seen_event_id"]
+    from_id = seen + 1 if seen else 1
+    ctx.workflow_task(
+        {
+            "workflow_id": state["workflow_id"],
+            "run_id": state["run_id"],
+            "workflow_type": state["workflow_type"],
+            "task_queue": state["task_queue"],
+            "scheduled_event_id": task["scheduled_event_id"],
+            "attempt": task["attempt"],
+            "started_event_id": task["started_event_id"],
+            "history_from_event_id": from_id,
+            "history": ctx.history(state["workflow_id"], state["run_id"], from_id),
+            "next_event_id": state["next_event_id"],
+            "query": None,
+            "updates": [
+                u["request"] for u in state["updates"].values() if u["stage"] == "ADMITTED"
+            ],
+            "scheduled_time_ms": ctx.now_ms,
+        }
+    )
+    for update in state["updates"].values():
+        update["delivered"] = True
+
+
+def _retry_task_later(ctx: Context, state: State, failed_attempt: int) -> None:
+    # Backoff: the second attempt runs at once, then 1 s, 2 s, 4 s ... capped at a minute.
+    attempt = failed_attempt + 1
+    delay = 0 if attempt <= 2 else min(1000 * 2 ** (attempt - 3), _MAX_TASK_BACKOFF_MS)
+    if delay == 0:
+        _dispatch_new_task(ctx, state, attempt=attempt)
+        return
+    state["workflow_task"] = {
+        "scheduled_event_id": 0,
+        "started_event_id": 0,
+        "attempt": attempt,
+        "dispatched_time_ms": ctx.now_ms + delay,
+        "timeout_ms": state["task_timeout_ms"],
+    }
+
+
+# -- activity dispatch and retry --------------------------------------------------------------
+
+
+def _send_activity_task(ctx: Context, state: State, activity: dict[str, Any]) -> None:
+    activity["dispatched"] = True
+    activity["attempt_time_ms"] = ctx.now_ms
+    activity["started_time_ms"] = None
+    ctx.activity_task(
+        {
+            "workflow_id": state["workflow_id"],
+            "run_id": state["run_id"],
+            "workflow_type": state["workflow_type"],
+            "activity_id": activity["activity_id"],
+            "activity_type": activity["activity_type"],
+            "task_queue": activity["task_queue"],
+            "scheduled_event_id": activity["scheduled_event_id"],
+            "attempt": activity["attempt"],
+            "input": activity["input"],
+            "header": activity["header"],
+            "heartbeat_details": activity["heartbeat_details"],
+            "scheduled_time_ms": activity["scheduled_time_ms"],
+            "current_attempt_scheduled_time_ms": ctx.now_ms,
+            "schedule_to_close_timeout_ms": activity["schedule_to_close_timeout_ms"],
+            "schedule_to_start_timeout_ms": activity["schedule_to_start_timeout_ms"],
+            "start_to_close_timeout_ms": activity["start_to_close_timeout_ms"],
+            "heartbeat_timeout_ms": activity["heartbeat_timeout_ms"],
+            "retry_policy": activity["retry_policy"],
+        }
+    )
+
+
+def retry_delay_ms(
+    policy: dict[str, Any] | None, attempt: int, failure: dict[str, Any] | None
+) -> tuple[int | None, str]:
+    """Delay before the attempt after ``attempt``, or None with the retry state when final.
+
+    Temporal's rules: non-retryable application errors and listed error types are
+    final; ``maximum_attempts`` 0 means unlimited; the delay is
+    ``initial * coefficient ** (attempt - 1)`` capped at ``maximum_interval``
+    (default 100x initial), unless the failure names ``next_retry_delay``.
+    """
+    policy = policy or {
+        "initial_interval_ms": 1000,
+        "backoff_coefficient": 2.0,
+        "maximum_interval_ms": None,
+        "maximum_attempts": 0,
+        "non_retryable_error_types": [],
+    }
+    info_name, info = (failure or {}).get("info") or (None, None)
+    if info_name == "cadenza.common.ApplicationFailureInfo" and info is not None:
+        if info.get("non_retryable"):
+            return None, "NON_RETRYABLE_FAILURE"
+        if info.get("type") in (policy.get("non_retryable_error_types") or []):
+            return None, "NON_RETRYABLE_FAILURE"
+    maximum = policy.get("maximum_attempts") or 0
+    if maximum and attempt >= maximum:
+        return None, "MAXIMUM_ATTEMPTS_REACHED"
+    if info_name == "cadenza.common.ApplicationFailureInfo" and info.get("next_retry_delay_ms"):
+        return int(info["next_retry_delay_ms"]), "IN_PROGRESS"
+    initial = policy.get("initial_interval_ms") or 1000
+    cap = policy.get("maximum_interval_ms") or 100 * initial
+    delay = initial * (policy.get("backoff_coefficient") or 2.0) ** (attempt - 1)
+    return int(min(delay, cap)), "IN_PROGRESS"
+
+
+def _activity_attempt_failed(
+    ctx: Context,
+    state: State,
+    activity: dict[str, Any],
+    failure: dict[str, Any],
+    *,
+    timeout: bool,
+    retryable: bool = True,
+) -> None:
+    delay, retry_state = retry_delay_ms(activity["retry_policy"], activity["attempt"], failure)
+    if timeout and retry_state == "NON_RETRYABLE_FAILURE":
+        retry_state = "TIMEOUT"
+    if not retryable:
+        delay, retry_state = None, "TIMEOUT"
+    deadline = activity["schedule_to_close_timeout_ms"]
+    if delay is not None and deadline is not None:
+        if ctx.now_ms + delay >= activity["scheduled_time_ms"] + deadline:
+            delay, retry_state = None, "TIMEOUT"
+    if delay is not None:
+        activity["attempt"] += 1
+        activity["attempt_time_ms"] = ctx.now_ms + delay
+        activity["dispatched"] = False
+        activity["last_failure"] = failure
+        if delay == 0:
+            _send_activity_task(ctx, state, activity)
+        return
+    started = emit(
+        ctx,
+        state,
+        "ActivityTaskStarted",
+        {
+            "scheduled_event_id": activity["scheduled_event_id"],
+            "attempt": activity["attempt"],
+            "last_failure": failure,
+        },
+    )
+    name = "ActivityTaskTimedOut" if timeout else "ActivityTaskFailed"
+    emit(
+        ctx,
+        state,
+        name,
+        {
+            "failure": failure,
+            "scheduled_event_id": activity["scheduled_event_id"],
+            "started_event_id": started,
+            "retry_state": retry_state,
+        },
+    )
+
+
+def _engine_failure(message: str) -> dict[str, Any]:
+    return {
+        "message": message,
+        "source": "Cadenza",
+        "stack_trace": "",
+        "cause": None,
+        "info": ("cadenza.common.ServerFailureInfo", {"non_retryable": False}),
+    }
+
+
+def _timeout_failure(kind: str, details: list[Any], cause: dict[str, Any] | None) -> dict[str, Any]:
+    return {
+        "message": f"activity {kind.replace('_', '-').lower()} timeout",
+        "source": "Cadenza",
+        "stack_trace": "",
+        "cause": cause,
+        "info": (
+            "cadenza.common.TimeoutFailureInfo",
+            {"timeout_type": kind, "last_heartbeat_details": details},
+        ),
+    }

@@ -1,0 +1,413 @@
+"""What comes back: activity outcomes, notices from other workflows, timers and timeouts."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+from ._apply import State
+from ._common import (
+    Context,
+    _activity_attempt_failed,
+    _close,
+    _dispatch_new_task,
+    _reply,
+    _send_activity_task,
+    _timeout_failure,
+    emit,
+    schedule_workflow_task,
+)
+from ._runs import _close_run
+
+# -- activity outcomes ------------------------------------------------------------------------
+
+
+def _pending_attempt(
+    ctx: Context, command: dict[str, Any], body: dict[str, Any]
+) -> tuple[State, dict[str, Any]] | None:
+    state = ctx.state(command["workflow_id"])
+    if state is None or state["status"] != "RUNNING":
+        return None
+    if command.get("run_id") and command["run_id"] != state["run_id"]:
+        return None
+    activity = state["activities"].get(str(body["scheduled_event_id"]))
+    if activity is None or activity["attempt"] != body["attempt"] or not activity["dispatched"]:
+        return None
+    return state, activity
+
+
+def _activity_completed(ctx: Context, command: dict[str, Any], body: dict[str, Any]) -> None:
+    pending = _pending_attempt(ctx, command, body)
+    if pending is None:
+        return
+    state, activity = pending
+    identity = command.get("identity", "")
+    started = emit(
+        ctx,
+        state,
+        "ActivityTaskStarted",
+        {
+            "scheduled_event_id": activity["scheduled_event_id"],
+            "attempt": activity["attempt"],
+            "identity": identity,
+            "last_failure": activity["last_failure"],
+        },
+    )
+    emit(
+        ctx,
+        state,
+        "ActivityTaskCompleted",
+        {
+            "result": body.get("result", []),
+            "scheduled_event_id": activity["scheduled_event_id"],
+            "started_event_id": started,
+            "identity": identity,
+        },
+    )
+    schedule_workflow_task(ctx, state)
+    ctx.put(state)
+
+
+def _activity_failed(ctx: Context, command: dict[str, Any], body: dict[str, Any]) -> None:
+    pending = _pending_attempt(ctx, command, body)
+    if pending is None:
+        return
+    state, activity = pending
+    if body.get("last_heartbeat_details"):
+        activity["heartbeat_details"] = body["last_heartbeat_details"]
+    _activity_attempt_failed(ctx, state, activity, body["failure"], timeout=False)
+    schedule_workflow_task(ctx, state)
+    ctx.put(state)
+
+
+def _activity_canceled(ctx: Context, command: dict[str, Any], body: dict[str, Any]) -> None:
+    pending = _pending_attempt(ctx, command, body)
+    if pending is None:
+        return
+    state, activity = pending
+    started = emit(
+        ctx,
+        state,
+        "ActivityTaskStarted",
+        {"scheduled_event_id": activity["scheduled_event_id"], "attempt": activity["attempt"]},
+    )
+    emit(
+        ctx,
+        state,
+        "ActivityTaskCanceled",
+        {
+            "details": body.get("details", []),
+            "latest_cancel_requested_event_id": 0,
+            "scheduled_event_id": activity["scheduled_event_id"],
+            "started_event_id": started,
+            "identity": command.get("identity", ""),
+        },
+    )
+    schedule_workflow_task(ctx, state)
+    ctx.put(state)
+
+
+def _activity_started(ctx: Context, command: dict[str, Any], body: dict[str, Any]) -> None:
+    pending = _pending_attempt(ctx, command, body)
+    if pending is None:
+        return
+    state, activity = pending
+    if activity["started_time_ms"] is None:
+        activity["started_time_ms"] = ctx.now_ms
+        ctx.put(state)
+
+
+def _heartbeat(ctx: Context, command: dict[str, Any], body: dict[str, Any]) -> None:
+    pending = _pending_attempt(ctx, command, body)
+    if pending is None:
+        # The attempt is over (or the run closed): tell the worker to stop.
+        _reply(ctx, command, "HeartbeatResponse", {"cancel_requested": True})
+        return
+    state, activity = pending
+    activity["heartbeat_details"] = body.get("details", [])
+    activity["last_heartbeat_time_ms"] = ctx.now_ms
+    ctx.put(state)
+    _reply(
+        ctx,
+        command,
+        "HeartbeatResponse",
+        {"run_id": state["run_id"], "cancel_requested": activity["cancel_requested"]},
+    )
+
+
+# -- notices from children and other workflows ------------------------------------------------
+
+
+def _notice_target(
+    ctx: Context, command: dict[str, Any], pending: str, initiated: int
+) -> tuple[State, dict[str, Any]] | None:
+    state = ctx.state(command["workflow_id"])
+    if state is None or state["status"] != "RUNNING":
+        return None
+    if command.get("run_id") and command["run_id"] != state["run_id"]:
+        return None
+    entry = state[pending].get(str(initiated))
+    return None if entry is None else (state, entry)
+
+
+def _child_started(ctx: Context, command: dict[str, Any], body: dict[str, Any]) -> None:
+    target = _notice_target(ctx, command, "children", body["initiated_event_id"])
+    if target is None or target[1]["run_id"] is not None:
+        return  # duplicate notice
+    state, child = target
+    emit(
+        ctx,
+        state,
+        "ChildWorkflowExecutionStarted",
+        {
+            "workflow_id": child["workflow_id"],
+            "run_id": body["child_run_id"],
+            "workflow_type": child["workflow_type"],
+            "initiated_event_id": child["initiated_event_id"],
+        },
+    )
+    schedule_workflow_task(ctx, state)
+    ctx.put(state)
+
+
+def _child_start_failed(ctx: Context, command: dict[str, Any], body: dict[str, Any]) -> None:
+    target = _notice_target(ctx, command, "children", body["initiated_event_id"])
+    if target is None or target[1]["run_id"] is not None:
+        return
+    state, child = target
+    emit(
+        ctx,
+        state,
+        "StartChildWorkflowExecutionFailed",
+        {
+            "workflow_id": child["workflow_id"],
+            "workflow_type": child["workflow_type"],
+            "cause": body["cause"],
+            "initiated_event_id": child["initiated_event_id"],
+            "workflow_task_completed_event_id": 0,
+        },
+    )
+    schedule_workflow_task(ctx, state)
+    ctx.put(state)
+
+
+_CHILD_CLOSED_EVENTS = {
+    "COMPLETED": "ChildWorkflowExecutionCompleted",
+    "FAILED": "ChildWorkflowExecutionFailed",
+    "CANCELED": "ChildWorkflowExecutionCanceled",
+    "TIMED_OUT": "ChildWorkflowExecutionTimedOut",
+    "TERMINATED": "ChildWorkflowExecutionTerminated",
+}
+
+
+def _child_closed(ctx: Context, command: dict[str, Any], body: dict[str, Any]) -> None:
+    target = _notice_target(ctx, command, "children", body["initiated_event_id"])
+    if target is None:
+        return
+    state, child = target
+    if child["run_id"] is None:
+        # The start notice may still be on its way (another partition): record it first.
+        _child_started(ctx, command, {**body, "child_run_id": body["child_run_id"]})
+        child = state["children"][str(body["initiated_event_id"])]
+    attrs: dict[str, Any] = {
+        "workflow_id": child["workflow_id"],
+        "run_id": body["child_run_id"],
+        "workflow_type": child["workflow_type"],
+        "initiated_event_id": child["initiated_event_id"],
+        "started_event_id": child["started_event_id"],
+    }
+    status = body["status"]
+    if status == "COMPLETED":
+        attrs["result"] = body.get("result", [])
+    elif status == "FAILED":
+        attrs["failure"] = body["failure"]
+        attrs["retry_state"] = "RETRY_POLICY_NOT_SET"
+    elif status == "TIMED_OUT":
+        attrs["retry_state"] = "TIMEOUT"
+    elif status == "CANCELED":
+        attrs["details"] = []
+    emit(ctx, state, _CHILD_CLOSED_EVENTS[status], attrs)
+    schedule_workflow_task(ctx, state)
+    ctx.put(state)
+
+
+def _external_result(kind: str) -> Callable[[Context, dict[str, Any], dict[str, Any]], None]:
+    done, failed = (
+        ("ExternalWorkflowExecutionSignaled", "SignalExternalWorkflowExecutionFailed")
+        if kind == "SIGNAL"
+        else (
+            "ExternalWorkflowExecutionCancelRequested",
+            "RequestCancelExternalWorkflowExecutionFailed",
+        )
+    )
+
+    def handler(ctx: Context, command: dict[str, Any], body: dict[str, Any]) -> None:
+        target = _notice_target(ctx, command, "externals", body["initiated_event_id"])
+        if target is None:
+            return
+        state, external = target
+        attrs = {
+            "initiated_event_id": external["initiated_event_id"],
+            "workflow_id": external["workflow_id"],
+            "run_id": external["run_id"],
+        }
+        if body["success"]:
+            emit(ctx, state, done, attrs)
+        else:
+            emit(
+                ctx,
+                state,
+                failed,
+                {**attrs, "cause": body.get("cause", ""), "workflow_task_completed_event_id": 0},
+            )
+        schedule_workflow_task(ctx, state)
+        ctx.put(state)
+
+    return handler
+
+
+# -- timers and timeouts ----------------------------------------------------------------------
+
+
+def _timer_fired(ctx: Context, command: dict[str, Any], body: dict[str, Any]) -> None:
+    state = ctx.state(command["workflow_id"])
+    if state is None or state["status"] != "RUNNING":
+        return
+    timer = state["timers"].get(body["timer_id"])
+    if timer is None or timer["started_event_id"] != body["started_event_id"]:
+        return  # fired already, or cancelled: firing is idempotent
+    emit(
+        ctx,
+        state,
+        "TimerFired",
+        {"timer_id": timer["timer_id"], "started_event_id": timer["started_event_id"]},
+    )
+    schedule_workflow_task(ctx, state)
+    ctx.put(state)
+
+
+def _timeout_fired(ctx: Context, command: dict[str, Any], body: dict[str, Any]) -> None:
+    state = ctx.state(command["workflow_id"])
+    if state is None or state["status"] != "RUNNING":
+        return
+    if command.get("run_id") and command["run_id"] != state["run_id"]:
+        return
+    kind, ref, attempt = body["kind"], body["ref_event_id"], body["attempt"]
+    due = body["due_time_ms"]
+    handler = _TIMEOUTS.get(kind)
+    if handler is not None and handler(ctx, state, ref, attempt, due):
+        if state["status"] == "RUNNING":
+            schedule_workflow_task(ctx, state)
+        ctx.put(state)
+
+
+def _wft_timeout(ctx: Context, state: State, ref: int, attempt: int, due: int) -> bool:
+    task = state["workflow_task"]
+    if task is None or task["scheduled_event_id"] != ref or task["attempt"] != attempt:
+        return False
+    if task["dispatched_time_ms"] + task["timeout_ms"] > ctx.now_ms:
+        return False
+    emit(
+        ctx,
+        state,
+        "WorkflowTaskTimedOut",
+        {
+            "scheduled_event_id": task["scheduled_event_id"],
+            "started_event_id": task["started_event_id"],
+            "timeout_type": "START_TO_CLOSE",
+        },
+    )
+    _dispatch_new_task(ctx, state, attempt=attempt + 1)
+    return True
+
+
+def _wft_backoff(ctx: Context, state: State, ref: int, attempt: int, due: int) -> bool:
+    task = state["workflow_task"]
+    if task is None or task["scheduled_event_id"] != 0 or task["attempt"] != attempt:
+        return False
+    state["workflow_task"] = None
+    _dispatch_new_task(ctx, state, attempt=attempt)
+    return True
+
+
+def _start_delay(ctx: Context, state: State, ref: int, attempt: int, due: int) -> bool:
+    return state["workflow_task"] is None and state["workflow_task_needed"]
+
+
+def _activity_for(state: State, ref: int, attempt: int) -> dict[str, Any] | None:
+    activity = state["activities"].get(str(ref))
+    if activity is None or activity["attempt"] != attempt:
+        return None
+    return activity
+
+
+def _activity_backoff(ctx: Context, state: State, ref: int, attempt: int, due: int) -> bool:
+    activity = _activity_for(state, ref, attempt)
+    if activity is None or activity["dispatched"]:
+        return False
+    _send_activity_task(ctx, state, activity)
+    return True
+
+
+def _activity_timeout(kind: str) -> Callable[[Context, State, int, int, int], bool]:
+    def handler(ctx: Context, state: State, ref: int, attempt: int, due: int) -> bool:
+        activity = _activity_for(state, ref, attempt)
+        if activity is None:
+            return False
+        if kind == "SCHEDULE_TO_CLOSE":
+            deadline = activity["scheduled_time_ms"] + (
+                activity["schedule_to_close_timeout_ms"] or 0
+            )
+        elif not activity["dispatched"]:
+            return False
+        elif kind == "START_TO_CLOSE":
+            begin = activity["started_time_ms"] or activity["attempt_time_ms"]
+            deadline = begin + (activity["start_to_close_timeout_ms"] or 0)
+        elif kind == "HEARTBEAT":
+            last = activity["last_heartbeat_time_ms"] or activity["attempt_time_ms"]
+            deadline = max(last, activity["attempt_time_ms"]) + (
+                activity["heartbeat_timeout_ms"] or 0
+            )
+        else:  # SCHEDULE_TO_START
+            if activity["started_time_ms"] is not None:
+                return False
+            deadline = activity["attempt_time_ms"] + (activity["schedule_to_start_timeout_ms"] or 0)
+        if deadline > ctx.now_ms:
+            return False
+        details = activity["heartbeat_details"] if kind == "HEARTBEAT" else []
+        failure = _timeout_failure(kind, details, activity["last_failure"])
+        retryable = kind in ("START_TO_CLOSE", "HEARTBEAT")
+        _activity_attempt_failed(ctx, state, activity, failure, timeout=True, retryable=retryable)
+        return True
+
+    return handler
+
+
+def _workflow_timeout(ctx: Context, state: State, ref: int, attempt: int, due: int) -> bool:
+    if ctx.now_ms < due:
+        return False
+    _close_run(ctx, state, "WorkflowExecutionTimedOut", {"retry_state": "TIMEOUT"}, "TIMED_OUT")
+    return True
+
+
+def _execution_timeout(ctx: Context, state: State, ref: int, attempt: int, due: int) -> bool:
+    # The whole chain of runs is out of time: no retry, no next cron run.
+    if ctx.now_ms < due:
+        return False
+    emit(ctx, state, "WorkflowExecutionTimedOut", {"retry_state": "TIMEOUT"})
+    _close(ctx, state)
+    return True
+
+
+_TIMEOUTS: dict[str, Callable[[Context, State, int, int, int], bool]] = {
+    "WORKFLOW_TASK_START_TO_CLOSE": _wft_timeout,
+    "WORKFLOW_BACKOFF": _wft_backoff,
+    "WORKFLOW_START_DELAY": _start_delay,
+    "ACTIVITY_RETRY_BACKOFF": _activity_backoff,
+    "ACTIVITY_START_TO_CLOSE": _activity_timeout("START_TO_CLOSE"),
+    "ACTIVITY_SCHEDULE_TO_CLOSE": _activity_timeout("SCHEDULE_TO_CLOSE"),
+    "ACTIVITY_SCHEDULE_TO_START": _activity_timeout("SCHEDULE_TO_START"),
+    "ACTIVITY_HEARTBEAT": _activity_timeout("HEARTBEAT"),
+    "WORKFLOW_EXECUTION": _execution_timeout,
+    "WORKFLOW_RUN": _workflow_timeout,
+}
