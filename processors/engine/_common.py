@@ -300,7 +300,11 @@ def retry_delay_ms(
     maximum = policy.get("maximum_attempts") or 0
     if maximum and attempt >= maximum:
         return None, "MAXIMUM_ATTEMPTS_REACHED"
-    if info_name == "cadenza.common.ApplicationFailureInfo" and info.get("next_retry_delay_ms"):
+    if (
+        info_name == "cadenza.common.ApplicationFailureInfo"
+        and info is not None
+        and info.get("next_retry_delay_ms")
+    ):
         return int(info["next_retry_delay_ms"]), "IN_PROGRESS"
     initial = policy.get("initial_interval_ms") or 1000
     cap = policy.get("maximum_interval_ms") or 100 * initial

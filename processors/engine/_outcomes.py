@@ -335,7 +335,7 @@ def _start_delay(ctx: Context, state: State, ref: int, attempt: int, due: int) -
 
 
 def _activity_for(state: State, ref: int, attempt: int) -> dict[str, Any] | None:
-    activity = state["activities"].get(str(ref))
+    activity: dict[str, Any] | None = state["activities"].get(str(ref))
     if activity is None or activity["attempt"] != attempt:
         return None
     return activity

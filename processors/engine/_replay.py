@@ -166,15 +166,16 @@ def _rebuild_partition(
         done = False
         while not done:
             for msg in consumer.consume(1000, 1.0):
-                if msg.error():
-                    if msg.error().code() == KafkaError._PARTITION_EOF:
+                error = msg.error()
+                if error is not None:
+                    if error.code() == KafkaError._PARTITION_EOF:
                         done = True
                     continue
-                if msg.offset() >= end:
+                offset, raw = msg.offset() or 0, msg.value() or b""
+                if offset >= end:
                     done = True
                     break
-                next_offset = msg.offset() + 1
-                raw = msg.value()
+                next_offset = offset + 1
                 event = schemas.decode_as(raw, schemas.HISTORY_EVENT)
                 if until_time_ms is not None and event["event_time_ms"] > until_time_ms:
                     continue

@@ -73,7 +73,7 @@ def _start_workflow(ctx: Context, command: dict[str, Any], body: dict[str, Any])
             _reply(
                 ctx, command, "WorkflowStarted", {"run_id": existing["run_id"], "started": False}
             )
-            return
+            return str(existing["run_id"])
         if policy != "TERMINATE_EXISTING":
             raise Rejected(
                 "ALREADY_STARTED",

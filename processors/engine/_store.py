@@ -85,7 +85,7 @@ class PartitionStore:
 
     def due(self, until_key: bytes, limit: int) -> list[bytes]:
         """Timer index keys that sort before ``until_key``, oldest first."""
-        out = []
+        out: list[bytes] = []
         it = self._db.iter()
         it.seek(b"t")
         while it.valid() and len(out) < limit:
