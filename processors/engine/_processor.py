@@ -25,6 +25,7 @@ from __future__ import annotations
 import logging
 import os
 import signal
+import threading
 import time
 import uuid
 from collections.abc import Callable
@@ -35,6 +36,7 @@ from confluent_kafka import Consumer, KafkaError, KafkaException, Message, Produ
 
 from cadenza import schemas
 from cadenza._settings import Settings
+from cadenza.processors.visibility import Visibility
 from cadenza.topics import (
     TopicAdmin,
     activity_tasks_topic,
@@ -232,6 +234,9 @@ class Engine:
                 "session.timeout.ms": 6000,
                 "heartbeat.interval.ms": 1000,
                 "client.id": f"cadenza-engine-{instance}",
+                # Static membership: a restarted instance (same data dir) takes its
+                # partitions back at once instead of waiting out a rebalance.
+                "group.instance.id": f"{settings.namespace}.engine.{instance}",
             }
         )
         self.producer = Producer(
@@ -542,24 +547,26 @@ class Engine:
     def _read_to_end(
         self, consumer: Consumer, topic: str, partition: int, start: int
     ) -> list[Message]:
-        high = _high_watermark(consumer, TopicPartition(topic, partition))
+        tp = TopicPartition(topic, partition)
+        high = _high_watermark(consumer, tp)
         if high <= start:
             return []
         consumer.assign([TopicPartition(topic, partition, start)])
         out: list[Message] = []
-        idle_since = time.monotonic()
-        while True:
-            msgs = consumer.consume(1000, 0.5)
+        deadline = time.monotonic() + 30
+        while time.monotonic() < deadline:
+            msgs = consumer.consume(1000, 0.2)
             done = False
             for msg in msgs:
-                if msg.error():
-                    if msg.error().code() == KafkaError._PARTITION_EOF:
-                        done = True
+                error = msg.error()
+                if error is not None:
+                    done = done or error.code() == KafkaError._PARTITION_EOF
                     continue
                 out.append(msg)
-            if msgs:
-                idle_since = time.monotonic()
-            if done or time.monotonic() - idle_since > 5:
+            # The end may be a transaction marker, which is never delivered: the
+            # position passing the high watermark says we are through as well.
+            position = consumer.position([tp])[0].offset
+            if done or (position is not None and position >= high):
                 break
         consumer.unassign()
         return out
@@ -583,14 +590,41 @@ def _high_watermark(consumer: Consumer, tp: TopicPartition) -> int:
             time.sleep(0.2)
 
 
-def run_engine(settings: Settings, *, data_dir: str | None = None) -> None:
-    """Run one engine process in the foreground (``cadenza processors run``)."""
+def _log_failure(target: Callable[[], None]) -> Callable[[], None]:
+    # A failed projection must say so; the engine keeps deciding without it.
+    def run() -> None:
+        try:
+            target()
+        except Exception:
+            _log.exception("the visibility processor stopped")
+
+    return run
+
+
+def run_engine(settings: Settings, *, data_dir: str | None = None, visibility: bool = True) -> None:
+    """Run one engine process in the foreground (``cadenza processors run``).
+
+    With ``visibility``, a visibility processor (list and count) runs beside it in a
+    thread and stops with it.
+    """
     TopicAdmin(settings).create()
     engine = Engine(settings, data_dir=data_dir)
     engine.install_signal_handlers()
+    projection = Visibility(settings, data_dir=data_dir) if visibility else None
+    thread = None
+    if projection is not None:
+        thread = threading.Thread(
+            target=_log_failure(projection.run), name="cadenza-visibility", daemon=True
+        )
+        thread.start()
     print(
         f"engine running for namespace {settings.namespace!r} on "
         f"{settings.resolved_bootstrap_servers} (pid {os.getpid()}, data {engine.home})",
         flush=True,
     )
-    engine.run()
+    try:
+        engine.run()
+    finally:
+        if projection is not None and thread is not None:
+            projection.stop()
+            thread.join(30)

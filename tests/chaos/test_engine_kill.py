@@ -147,3 +147,57 @@ def test_kill_9_an_engine_mid_run(settings: Settings, tmp_path: Path) -> None:
     for run_id, ids in events.items():
         assert ids == list(range(1, len(ids) + 1)), f"run {run_id}: event ids {ids}"
     wire.close()
+
+
+def test_kill_9_and_restart_the_only_engine(settings: Settings, tmp_path: Path) -> None:
+    """The restarted instance fences its predecessor's transaction at once and catches up."""
+    wire = Wire(settings, "chaos")
+    engine = _engine(settings, tmp_path / "solo")
+    worker = AutoWorker(settings, Wire(settings, "chaos"), "chaos")
+    worker.start()
+    consumer = Consumer(
+        {
+            **settings.kafka_config(),
+            "group.id": "solo-check",
+            "auto.offset.reset": "earliest",
+            "isolation.level": "read_committed",
+        }
+    )
+    consumer.subscribe([history_topic(settings)])
+    completed: Counter[str] = Counter()
+
+    def drain(seconds: float) -> None:
+        end = time.monotonic() + seconds
+        while time.monotonic() < end and len(completed) < WORKFLOWS:
+            msg = consumer.poll(0.2)
+            if msg is not None and not msg.error():
+                event = schemas.decode_as(msg.value(), schemas.HISTORY_EVENT)
+                if event["attributes"][0] == H + "WorkflowExecutionCompleted":
+                    completed[event["workflow_id"]] += 1
+
+    try:
+        time.sleep(2)
+        for i in range(WORKFLOWS):
+            wire.send(f"solo-{i}", start_body("Chaos", "chaos"))
+        drain(0.5)
+        engine.send_signal(signal.SIGKILL)
+        engine.wait()
+        before = len(completed)
+        engine = _engine(settings, tmp_path / "solo")  # same data dir, same transactional id
+        restarted = time.monotonic()
+        first_after = None
+        while len(completed) < WORKFLOWS and time.monotonic() - restarted < 90:
+            drain(0.2)
+            if first_after is None and len(completed) > before:
+                first_after = time.monotonic() - restarted
+        drain(2)
+    finally:
+        worker.stop.set()
+        consumer.close()
+        if engine.poll() is None:
+            engine.terminate()
+            engine.wait(30)
+    assert {f"solo-{i}" for i in range(WORKFLOWS)} == set(completed)
+    assert set(completed.values()) == {1}
+    print(f"first completion {first_after:.1f}s after the restart")
+    wire.close()
