@@ -23,13 +23,14 @@ def settings_cmd() -> None:
 
 def _register() -> None:
     # Sub-groups register themselves here so `cadenza --help` lists them all.
-    from cadenza.cli import _demo, _kafka, _processors, _replay, _topics
+    from cadenza.cli import _bench, _demo, _kafka, _processors, _replay, _topics
 
     cli.add_command(_kafka.kafka)
     cli.add_command(_topics.topics)
     cli.add_command(_demo.demo)
     cli.add_command(_processors.processors)
     cli.add_command(_replay.replay)
+    cli.add_command(_bench.bench)
 
 
 _register()

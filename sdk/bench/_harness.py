@@ -1,0 +1,686 @@
+"""Run one workload against a fresh namespace and measure it.
+
+Open loop (``rate``): start ``i`` is scheduled at ``t0 + i / rate`` and its
+latency counts from that scheduled time to the result, so a harness or a system
+that falls behind shows up as latency instead of hiding it (coordinated
+omission). Closed loop (``concurrency``): that many workflows in flight, each
+started when the previous one of its slot finished. Workflows scheduled during
+the warm-up are run but not counted.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import dataclasses
+import itertools
+import math
+import tempfile
+import time
+import uuid
+from collections.abc import Awaitable, Callable, Sequence
+from datetime import timedelta
+from pathlib import Path
+from typing import Any
+
+from confluent_kafka import Consumer, KafkaError, Producer, TopicPartition
+
+from cadenza import schemas
+from cadenza._settings import Settings
+from cadenza.client import Client
+from cadenza.topics import TopicAdmin, commands_topic, consumer_group, history_topic
+from cadenza.worker import Worker
+
+from . import _workloads as w
+from ._engine import EngineProcess
+from ._procs import ProcSample, find_listener_pid, sample_pid, sample_self
+
+__all__ = ["WORKLOADS", "BenchOptions", "percentile", "run_bench"]
+
+WORKLOADS = (
+    "one-activity",
+    "ten-steps",
+    "fan-out",
+    "signals",
+    "timers",
+    "ingest",
+    "replay",
+    "recovery",
+)
+"""Every workload ``cadenza bench`` knows."""
+
+_QUEUE = "bench"
+_READY_TIMEOUT = 90.0
+
+Progress = Callable[[str], None]
+
+
+@dataclasses.dataclass(frozen=True)
+class BenchOptions:
+    """What to run and how hard."""
+
+    workload: str
+    """One of :data:`WORKLOADS`."""
+    rate: float | None = None
+    """Open loop: workflows started per second."""
+    concurrency: int | None = None
+    """Closed loop: workflows in flight."""
+    duration: float = 30.0
+    """Seconds of measured load, after the warm-up."""
+    warmup: float = 3.0
+    """Seconds of load before measuring (not counted)."""
+    drain: float = 30.0
+    """Seconds to wait after the load for workflows still in flight."""
+    count: int = 20_000
+    """``ingest``: start commands produced; ``replay``: starts whose history is rebuilt."""
+    sleep: float = 2.0
+    """``timers``: seconds each workflow sleeps."""
+    external_engine: bool = False
+    """Use an engine already running on the namespace instead of starting one."""
+    kill_at: float | None = None
+    """``recovery``: seconds into the measured load to kill the engine (default: half)."""
+
+
+@dataclasses.dataclass
+class _Sample:
+    workflow_id: str
+    scheduled: float
+    done: float | None = None
+    error: str | None = None
+
+
+def percentile(values: Sequence[float], q: float) -> float | None:
+    """The ``q``-th percentile (0-100, nearest rank) of ``values``; ``None`` when empty."""
+    if not values:
+        return None
+    ordered = sorted(values)
+    rank = max(1, math.ceil(q / 100 * len(ordered)))
+    return ordered[min(rank, len(ordered)) - 1]
+
+
+def _summary(values: Sequence[float]) -> dict[str, float | None]:
+    return {
+        "p50": _round(percentile(values, 50)),
+        "p95": _round(percentile(values, 95)),
+        "p99": _round(percentile(values, 99)),
+        "max": _round(max(values) if values else None),
+    }
+
+
+def _round(value: float | None) -> float | None:
+    return None if value is None else round(value, 2)
+
+
+def _proc_json(sample: ProcSample | None, before: ProcSample | None) -> dict[str, Any] | None:
+    if sample is None:
+        return None
+    return {
+        "cpu_seconds": round(sample.cpu_seconds - (before.cpu_seconds if before else 0.0), 2),
+        "peak_rss_mib": round(sample.peak_rss_mib, 1),
+    }
+
+
+class _Run:
+    """One benchmark run: its namespace, engine, samples and report."""
+
+    def __init__(self, settings: Settings, options: BenchOptions, progress: Progress | None):
+        self.settings = settings
+        self.options = options
+        self.progress = progress
+        self.data_dir = Path(tempfile.mkdtemp(prefix="cadenza-bench-"))
+        self.engine = None if options.external_engine else EngineProcess(settings, self.data_dir)
+        self.samples: list[_Sample] = []
+        self.t0 = 0.0
+        self.window = (0.0, 0.0)
+        self.extra: dict[str, Any] = {}
+        self.broker_pid = find_listener_pid(_port(settings.resolved_bootstrap_servers))
+        self.before: dict[str, ProcSample | None] = {}
+
+    # -- processes ---------------------------------------------------------------------
+
+    def snapshot(self) -> dict[str, ProcSample | None]:
+        return {
+            "engine": self.engine.sample() if self.engine else None,
+            "bench": sample_self(),
+            "broker": sample_pid(self.broker_pid) if self.broker_pid else None,
+        }
+
+    def processes_json(self, now: dict[str, ProcSample | None]) -> dict[str, Any]:
+        out: dict[str, Any] = {}
+        for name, sample in now.items():
+            # The engine is fresh: all of its CPU belongs to this run. The bench
+            # process and the shared broker are counted from the start of the load.
+            before = None if name == "engine" else self.before.get(name)
+            out[name] = _proc_json(sample, before)
+        out["broker_pid"] = self.broker_pid
+        return out
+
+    # -- the result --------------------------------------------------------------------
+
+    def report(self) -> dict[str, Any]:
+        start, end = self.window
+        measured = [s for s in self.samples if s.scheduled >= start]
+        ok = [s for s in measured if s.done is not None and s.error is None]
+        latencies = [((s.done or 0.0) - s.scheduled) * 1000 for s in ok]
+        in_window = sum(1 for s in ok if s.done is not None and s.done <= end)
+        seconds = max(end - start, 1e-9)
+        offered = self.options.rate
+        if offered is None:
+            offered = len(measured) / seconds
+        not_completed = [
+            {"workflow_id": s.workflow_id, "error": s.error or "did not finish in time"}
+            for s in measured
+            if s.done is None or s.error is not None
+        ]
+        now = self.snapshot()
+        return {
+            "workload": self.options.workload,
+            "mode": "open" if self.options.rate is not None else "closed",
+            "namespace": self.settings.namespace,
+            "partitions": self.settings.partitions,
+            "duration_s": round(seconds, 2),
+            "offered_rate": round(offered, 2),
+            "concurrency": self.options.concurrency,
+            "achieved_rate": round(in_window / seconds, 2),
+            "completed": len(ok),
+            "failed": len(not_completed),
+            "latency_ms": _summary(latencies),
+            "processes": self.processes_json(now),
+            "cpu_seconds": {k: (v or {}).get("cpu_seconds") for k, v in self._procs(now).items()},
+            "peak_rss_mib": {k: (v or {}).get("peak_rss_mib") for k, v in self._procs(now).items()},
+            "engine_consumer_lag": engine_lag(self.settings),
+            "not_completed": not_completed[:1000],
+            **self.extra,
+        }
+
+    def _procs(self, now: dict[str, ProcSample | None]) -> dict[str, Any]:
+        procs = self.processes_json(now)
+        procs.pop("broker_pid")
+        return procs
+
+    # -- progress ----------------------------------------------------------------------
+
+    async def show_progress(self) -> None:
+        if self.progress is None:
+            return
+        loop = asyncio.get_running_loop()
+        while True:
+            await asyncio.sleep(1.0)
+            now = loop.time()
+            start, _ = self.window
+            measured = [s for s in self.samples if s.scheduled >= start]
+            done = [s for s in measured if s.done is not None and s.error is None]
+            phase = "warm-up" if now < start else "measuring"
+            rate = len(done) / (now - start) if now > start else 0.0
+            p50 = percentile([((s.done or 0) - s.scheduled) * 1000 for s in done[-2000:]], 50)
+            self.progress(
+                f"[{now - self.t0:6.1f}s {phase}] rate {rate:7.1f}"
+                f"/s  completed {len(done):6d}  failed "
+                f"{sum(1 for s in measured if s.error):4d}  in flight "
+                f"{sum(1 for s in self.samples if s.done is None):5d}  p50 "
+                + (f"{p50:7.1f} ms" if p50 is not None else "      - ms")
+            )
+
+
+def _port(bootstrap: str) -> int:
+    first = bootstrap.split(",")[0]
+    try:
+        return int(first.rsplit(":", 1)[1])
+    except (IndexError, ValueError):
+        return 9092
+
+
+def engine_lag(settings: Settings) -> int | None:
+    """Records of ``commands`` the engine group has not committed yet."""
+    consumer = Consumer(
+        {
+            **settings.kafka_config(),
+            "group.id": consumer_group(settings, "engine"),
+            "enable.auto.commit": False,
+        }
+    )
+    try:
+        topic = commands_topic(settings)
+        meta = consumer.list_topics(topic, timeout=10)
+        parts = [TopicPartition(topic, p) for p in meta.topics[topic].partitions]
+        committed = consumer.committed(parts, timeout=10)
+        lag = 0
+        for tp in committed:
+            low, high = consumer.get_watermark_offsets(TopicPartition(topic, tp.partition), 10)
+            lag += high - (tp.offset if tp.offset >= 0 else low)
+        return lag
+    except Exception:
+        return None
+    finally:
+        consumer.close()
+
+
+def committed_commands(settings: Settings) -> int:
+    """Offsets of ``commands`` the engine group has committed, summed over partitions."""
+    consumer = Consumer({**settings.kafka_config(), "group.id": consumer_group(settings, "engine")})
+    try:
+        topic = commands_topic(settings)
+        parts = [TopicPartition(topic, p) for p in range(settings.partitions)]
+        return sum(max(tp.offset, 0) for tp in consumer.committed(parts, timeout=10))
+    finally:
+        consumer.close()
+
+
+def read_history(settings: Settings, timeout: float = 120.0) -> dict[str, list[dict[str, Any]]]:
+    """Every event on ``history`` now, grouped by workflow id, in order."""
+    topic = history_topic(settings)
+    consumer = Consumer(
+        {
+            **settings.kafka_config(),
+            "group.id": f"{settings.namespace}.bench-history.{uuid.uuid4().hex}",
+            "enable.auto.commit": False,
+            "enable.partition.eof": True,
+            "auto.offset.reset": "earliest",
+        }
+    )
+    events: dict[str, list[dict[str, Any]]] = {}
+    try:
+        pending: dict[int, int] = {}
+        assign = []
+        for p in range(settings.partitions):
+            low, high = consumer.get_watermark_offsets(TopicPartition(topic, p), timeout=10)
+            if high > low:
+                pending[p] = high
+                assign.append(TopicPartition(topic, p, low))
+        consumer.assign(assign)
+        deadline = time.monotonic() + timeout
+        while pending and time.monotonic() < deadline:
+            for msg in consumer.consume(10_000, 0.5):
+                partition = msg.partition() or 0
+                offset = msg.offset() or 0
+                error = msg.error()
+                if error is not None:
+                    if error.code() == KafkaError._PARTITION_EOF and offset >= pending.get(
+                        partition, 0
+                    ):
+                        pending.pop(partition, None)
+                    continue
+                value = msg.value()
+                if isinstance(value, bytes):
+                    event = schemas.decode_as(value, schemas.HISTORY_EVENT)
+                    events.setdefault(event["workflow_id"], []).append(event)
+                if offset >= pending.get(partition, 0) - 1:
+                    pending.pop(partition, None)
+    finally:
+        consumer.close()
+    return events
+
+
+def _name(event: dict[str, Any]) -> str:
+    return str(event["attributes"][0]).rsplit(".", 1)[-1]
+
+
+# -- workloads driven through the client ---------------------------------------------------
+
+Drive = Callable[[Client, str], Awaitable[None]]
+
+
+def _driver(options: BenchOptions) -> Drive:
+    async def one_activity(client: Client, wid: str) -> None:
+        got = await client.execute_workflow(w.EchoWorkflow.run, wid, id=wid, task_queue=_QUEUE)
+        if got != wid:
+            raise RuntimeError(f"wrong result {got!r}")
+
+    async def ten_steps(client: Client, wid: str) -> None:
+        await client.execute_workflow(w.TenStepsWorkflow.run, wid, id=wid, task_queue=_QUEUE)
+
+    async def fan_out(client: Client, wid: str) -> None:
+        got = await client.execute_workflow(w.FanOutWorkflow.run, wid, id=wid, task_queue=_QUEUE)
+        if got != w.FAN_OUT:
+            raise RuntimeError(f"gathered {got} results, not {w.FAN_OUT}")
+
+    async def signals(client: Client, wid: str) -> None:
+        handle = await client.start_workflow(w.SignalsWorkflow.run, id=wid, task_queue=_QUEUE)
+        for _ in range(w.SIGNALS):
+            await handle.signal(w.SignalsWorkflow.poke)
+        await handle.result()
+
+    async def timers(client: Client, wid: str) -> None:
+        await client.execute_workflow(w.SleepWorkflow.run, options.sleep, id=wid, task_queue=_QUEUE)
+
+    return {
+        "one-activity": one_activity,
+        "recovery": one_activity,
+        "ten-steps": ten_steps,
+        "fan-out": fan_out,
+        "signals": signals,
+        "timers": timers,
+    }[options.workload]
+
+
+async def _wait_ready(run: _Run, client: Client) -> None:
+    """Until one workflow completes: the engine owns its partitions and the worker polls."""
+    deadline = time.monotonic() + _READY_TIMEOUT
+    attempt = 0
+    while True:
+        attempt += 1
+        wid = f"ready-{attempt}"
+        try:
+            await asyncio.wait_for(
+                client.execute_workflow(w.EchoWorkflow.run, wid, id=wid, task_queue=_QUEUE), 15
+            )
+            return
+        except Exception as exc:
+            if run.engine is not None:
+                run.engine.check_alive()
+            if time.monotonic() > deadline:
+                raise RuntimeError(
+                    f"the engine did not answer in {_READY_TIMEOUT:g}s: {exc}"
+                ) from exc
+
+
+async def _load(run: _Run, client: Client, drive: Drive) -> None:
+    options = run.options
+    loop = asyncio.get_running_loop()
+    tasks: set[asyncio.Task[None]] = set()
+
+    async def one(sample: _Sample) -> None:
+        try:
+            await drive(client, sample.workflow_id)
+        except Exception as exc:
+            sample.error = f"{type(exc).__name__}: {exc}"
+        sample.done = loop.time()
+
+    prefix = uuid.uuid4().hex[:6]
+    run.t0 = loop.time()
+    start = run.t0 + options.warmup
+    end = start + options.duration
+    run.window = (start, end)
+    recovery = asyncio.create_task(_recovery(run)) if options.workload == "recovery" else None
+    if options.rate is not None:
+        i = 0
+        while True:
+            due = run.t0 + i / options.rate
+            if due >= end:
+                break
+            delay = due - loop.time()
+            if delay > 0:
+                await asyncio.sleep(delay)
+            sample = _Sample(f"{prefix}-{i}", due)
+            run.samples.append(sample)
+            task = asyncio.create_task(one(sample))
+            tasks.add(task)
+            task.add_done_callback(tasks.discard)
+            i += 1
+    else:
+        counter = iter(range(10**12))
+
+        async def slot() -> None:
+            while loop.time() < end:
+                sample = _Sample(f"{prefix}-{next(counter)}", loop.time())
+                run.samples.append(sample)
+                await one(sample)
+
+        await asyncio.gather(*(slot() for _ in range(options.concurrency or 1)))
+    if tasks:
+        _, late = await asyncio.wait(set(tasks), timeout=options.drain)
+        for task in late:
+            task.cancel()
+    if recovery is not None:
+        await recovery
+
+
+async def _recovery(run: _Run) -> None:
+    """Kill -9 the engine part-way through the load, restart it, time the first completion."""
+    engine = run.engine
+    if engine is None:
+        raise RuntimeError("recovery needs the engine started by the bench (not --engine external)")
+    loop = asyncio.get_running_loop()
+    start, end = run.window
+    kill_at = start + (
+        run.options.kill_at if run.options.kill_at is not None else (end - start) / 2
+    )
+    await asyncio.sleep(max(0.0, kill_at - loop.time()))
+    engine.kill()
+    killed = loop.time()
+    engine.start()
+    restarted = loop.time()
+    first: float | None = None
+    while first is None and loop.time() < end + run.options.drain:
+        await asyncio.sleep(0.02)
+        done = [
+            s.done for s in run.samples if s.done is not None and s.done > restarted and not s.error
+        ]
+        if done:
+            first = min(done)
+    run.extra["recovery"] = {
+        "killed_at_s": round(killed - start, 2),
+        "seconds_to_first_completion_after_restart": _round(
+            None if first is None else first - restarted
+        ),
+        "seconds_to_first_completion_after_kill": _round(None if first is None else first - killed),
+    }
+
+
+async def _client_workload(run: _Run) -> dict[str, Any]:
+    options = run.options
+    client = await Client.connect(settings=run.settings, rpc_timeout=timedelta(seconds=60))
+    try:
+        async with Worker(
+            client,
+            task_queue=_QUEUE,
+            workflows=[
+                w.EchoWorkflow,
+                w.TenStepsWorkflow,
+                w.FanOutWorkflow,
+                w.SignalsWorkflow,
+                w.SleepWorkflow,
+            ],
+            activities=[w.echo],
+            max_cached_workflows=max(1000, (options.concurrency or 0) * 2),
+        ):
+            await _wait_ready(run, client)
+            run.before = run.snapshot()
+            progress = asyncio.create_task(run.show_progress())
+            try:
+                await _load(run, client, _driver(options))
+            finally:
+                progress.cancel()
+            report = run.report()
+    finally:
+        await client.close()
+    if options.workload in ("one-activity", "ten-steps", "timers"):
+        _history_figures(run, report)
+    return report
+
+
+def _history_figures(run: _Run, report: dict[str, Any]) -> None:
+    start, _ = run.window
+    measured = {s.workflow_id for s in run.samples if s.scheduled >= start and not s.error}
+    history = read_history(run.settings)
+    steps: list[float] = []
+    lags: list[float] = []
+    gaps: dict[str, list[float]] = {}
+    for wid, events in history.items():
+        if wid not in measured:
+            continue
+        for a, b in itertools.pairwise(events):
+            gaps.setdefault(f"{_name(a)} -> {_name(b)}", []).append(
+                b["event_time_ms"] - a["event_time_ms"]
+            )
+        if run.options.workload == "one-activity":
+            continue
+        if run.options.workload == "ten-steps":
+            marks = [e["event_time_ms"] for e in events if _name(e) == "ActivityTaskScheduled"]
+            marks += [
+                e["event_time_ms"] for e in events if _name(e) == "WorkflowExecutionCompleted"
+            ]
+            steps += [b - a for a, b in itertools.pairwise(marks)]
+        else:
+            started = {e["event_id"]: e for e in events if _name(e) == "TimerStarted"}
+            for e in events:
+                if _name(e) == "TimerFired":
+                    origin = started.get(e["attributes"][1]["started_event_id"])
+                    if origin is not None:
+                        due = (
+                            origin["event_time_ms"]
+                            + origin["attributes"][1]["start_to_fire_timeout_ms"]
+                        )
+                        lags.append(e["event_time_ms"] - due)
+    # Where the time goes: engine time between consecutive events of a run.
+    report["event_gaps_ms_p50"] = {
+        k: percentile(v, 50) for k, v in sorted(gaps.items(), key=lambda kv: -len(kv[1]))[:20]
+    }
+    if run.options.workload == "ten-steps":
+        p50 = report["latency_ms"]["p50"]
+        report["per_step_ms"] = {
+            **_summary(steps),
+            "steps": len(steps),
+            "latency_p50_over_steps": None if p50 is None else round(p50 / w.STEPS, 2),
+        }
+    elif run.options.workload == "timers":
+        report["timer_fire_lag_ms"] = {**_summary(lags), "timers": len(lags)}
+
+
+# -- workloads without a client ------------------------------------------------------------
+
+
+def _produce_starts(settings: Settings, count: int) -> float:
+    producer = Producer({**settings.producer_config(), "linger.ms": 5})
+    topic = commands_topic(settings)
+    started = time.monotonic()
+    for i in range(count):
+        wid = f"ingest-{i}"
+        command = {
+            "command_id": str(uuid.uuid4()),
+            "workflow_id": wid,
+            "run_id": None,
+            "sent_time_ms": int(time.time() * 1000),
+            "body": (
+                "cadenza.command.StartWorkflow",
+                {
+                    "workflow_type": "EchoWorkflow",
+                    "task_queue": _QUEUE,
+                    "request_id": str(i),
+                    "input": [{"metadata": {"encoding": b"json/plain"}, "data": b'"x"'}],
+                },
+            ),
+        }
+        value = schemas.encode(schemas.COMMAND, command)
+        while True:
+            try:
+                producer.produce(topic, key=wid.encode(), value=value)
+                break
+            except BufferError:
+                producer.poll(0.1)
+    producer.flush()
+    return time.monotonic() - started
+
+
+def _ingest(run: _Run, count: int) -> dict[str, Any]:
+    """Produce ``count`` starts, then time the engine taking them (committed offsets/s)."""
+    if run.engine is None:
+        raise RuntimeError("ingest times an engine it starts itself (not --engine external)")
+    produce_seconds = _produce_starts(run.settings, count)
+    run.before = run.snapshot()
+    run.engine.start()
+    launched = time.monotonic()
+    first: tuple[float, int] | None = None
+    last = (launched, 0)
+    deadline = launched + max(120.0, run.options.duration)
+    while time.monotonic() < deadline:
+        time.sleep(0.25)
+        run.engine.check_alive()
+        done = committed_commands(run.settings)
+        now = time.monotonic()
+        if done and first is None:
+            first = (now, done)
+        if done > last[1]:
+            last = (now, done)
+        if run.progress is not None:
+            run.progress(f"[{now - launched:6.1f}s] accepted {done:7d} / {count}")
+        if done >= count:
+            break
+    accepted = last[1]
+    steady = 0.0
+    if first is not None and last[0] > first[0]:
+        steady = (last[1] - first[1]) / (last[0] - first[0])
+    wall = accepted / (last[0] - launched) if last[0] > launched else 0.0
+    if steady == 0.0:
+        steady = wall  # everything was taken before the second look
+    now_sample = run.snapshot()
+    procs = run.processes_json(now_sample)
+    procs.pop("broker_pid")
+    return {
+        "workload": run.options.workload,
+        "mode": "batch",
+        "namespace": run.settings.namespace,
+        "partitions": run.settings.partitions,
+        "offered_rate": round(count / produce_seconds, 2),
+        "achieved_rate": round(steady, 2),
+        "starts_accepted_per_second": round(steady, 2),
+        "wall_rate_including_engine_startup": round(wall, 2),
+        "completed": accepted,
+        "failed": count - accepted,
+        "latency_ms": {"p50": None, "p95": None, "p99": None, "max": None},
+        "processes": run.processes_json(now_sample),
+        "cpu_seconds": {k: (v or {}).get("cpu_seconds") for k, v in procs.items()},
+        "peak_rss_mib": {k: (v or {}).get("peak_rss_mib") for k, v in procs.items()},
+        "engine_consumer_lag": engine_lag(run.settings),
+        "not_completed": [] if accepted >= count else [f"{count - accepted} starts not taken"],
+    }
+
+
+def _replay(run: _Run) -> dict[str, Any]:
+    """Ingest ``count`` starts (at least as many history events), then rebuild from history."""
+    from cadenza.processors.engine import rebuild
+
+    # A start without a worker writes at least one event (WorkflowExecutionStarted).
+    starts = max(1, run.options.count)
+    report = _ingest(run, starts)
+    if run.engine is not None:
+        run.engine.stop()
+    target = run.data_dir / "rebuilt"
+    rebuilt = rebuild(run.settings, str(target), progress=lambda _line: None)
+    report.update(
+        {
+            "workload": "replay",
+            "achieved_rate": round(rebuilt.runs / rebuilt.seconds, 2) if rebuilt.seconds else 0.0,
+            "completed": rebuilt.runs,
+            "failed": 0,
+            "events": rebuilt.events,
+            "replay_seconds": round(rebuilt.seconds, 3),
+            "events_per_second": round(rebuilt.events_per_second, 1),
+            "ingest": {
+                "starts": starts,
+                "starts_accepted_per_second": report["starts_accepted_per_second"],
+            },
+        }
+    )
+    return report
+
+
+# -- entry point ---------------------------------------------------------------------------
+
+
+def run_bench(
+    settings: Settings, options: BenchOptions, *, progress: Progress | None = None
+) -> dict[str, Any]:
+    """Run ``options.workload`` in ``settings.namespace`` and return the report (JSON-able).
+
+    Creates the namespace's topics, starts the engine as its own process (unless
+    ``options.external_engine``), runs the worker and the load in this process,
+    and stops what it started.
+    """
+    if options.workload not in WORKLOADS:
+        raise ValueError(f"unknown workload {options.workload!r}: one of {', '.join(WORKLOADS)}")
+    batch = options.workload in ("ingest", "replay")
+    if not batch and (options.rate is None) == (options.concurrency is None):
+        raise ValueError("give exactly one of rate (open loop) or concurrency (closed loop)")
+    TopicAdmin(settings).create(task_queues=[_QUEUE])
+    run = _Run(settings, options, progress)
+    try:
+        if options.workload == "ingest":
+            return _ingest(run, options.count)
+        if options.workload == "replay":
+            return _replay(run)
+        if run.engine is not None:
+            run.engine.start()
+        return asyncio.run(_client_workload(run))
+    finally:
+        if run.engine is not None:
+            run.engine.stop()

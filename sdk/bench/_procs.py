@@ -1,0 +1,81 @@
+"""CPU and memory of the processes a benchmark involves, read from ``/proc`` (Linux)."""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+import resource
+from pathlib import Path
+
+__all__ = ["ProcSample", "find_listener_pid", "sample_pid", "sample_self"]
+
+_TICKS = os.sysconf("SC_CLK_TCK") if hasattr(os, "sysconf") else 100
+
+
+@dataclasses.dataclass(frozen=True)
+class ProcSample:
+    """One process at one moment."""
+
+    cpu_seconds: float
+    """User plus system CPU time since the process started."""
+    peak_rss_mib: float
+    """Peak resident set size since the process started (VmHWM)."""
+    rss_mib: float
+    """Resident set size now."""
+
+
+def sample_pid(pid: int) -> ProcSample | None:
+    """Read ``/proc/<pid>``; ``None`` when the process is gone or not readable."""
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_text()
+        status = Path(f"/proc/{pid}/status").read_text()
+    except OSError:
+        return None
+    # Fields after the command name (which may hold spaces) start at field 3.
+    fields = stat[stat.rindex(")") + 2 :].split()
+    cpu = (int(fields[11]) + int(fields[12])) / _TICKS
+    peak = rss = 0.0
+    for line in status.splitlines():
+        if line.startswith("VmHWM:"):
+            peak = int(line.split()[1]) / 1024
+        elif line.startswith("VmRSS:"):
+            rss = int(line.split()[1]) / 1024
+    return ProcSample(cpu_seconds=cpu, peak_rss_mib=peak, rss_mib=rss)
+
+
+def sample_self() -> ProcSample:
+    """This process (the load generator and the workers)."""
+    usage = resource.getrusage(resource.RUSAGE_SELF)
+    own = sample_pid(os.getpid())
+    return ProcSample(
+        cpu_seconds=usage.ru_utime + usage.ru_stime,
+        peak_rss_mib=usage.ru_maxrss / 1024,
+        rss_mib=own.rss_mib if own else 0.0,
+    )
+
+
+def find_listener_pid(port: int) -> int | None:
+    """The pid of the process listening on TCP ``port`` (e.g. the broker), if visible to us."""
+    inodes: set[str] = set()
+    for table in ("/proc/net/tcp", "/proc/net/tcp6"):
+        try:
+            lines = Path(table).read_text().splitlines()[1:]
+        except OSError:
+            continue
+        for line in lines:
+            parts = line.split()
+            if len(parts) > 9 and parts[3] == "0A" and int(parts[1].rsplit(":", 1)[1], 16) == port:
+                inodes.add(parts[9])
+    if not inodes:
+        return None
+    targets = {f"socket:[{inode}]" for inode in inodes}
+    for proc in Path("/proc").iterdir():
+        if not proc.name.isdigit():
+            continue
+        try:
+            for fd in (proc / "fd").iterdir():
+                if os.readlink(fd) in targets:
+                    return int(proc.name)
+        except OSError:
+            continue
+    return None

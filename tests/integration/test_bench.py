@@ -1,0 +1,99 @@
+"""A short run of every ``cadenza bench`` workload, so the harness never rots.
+
+The figures themselves are checked by the benchmark (BENCHMARKS.md), not here:
+each run only has to complete something and report the keys the JSON promises.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import uuid
+from pathlib import Path
+
+import pytest
+from click.testing import CliRunner
+
+from cadenza import Settings
+from cadenza.bench import BenchOptions, run_bench
+from cadenza.cli import cli
+
+KEYS = {"achieved_rate", "completed", "failed", "latency_ms", "offered_rate", "cpu_seconds"}
+
+
+def _settings(kafka_settings: Settings) -> Settings:
+    return dataclasses.replace(kafka_settings, namespace=f"tb{uuid.uuid4().hex[:10]}", partitions=4)
+
+
+def _check(report: dict[str, object]) -> None:
+    assert KEYS <= set(report)
+    assert set(report["latency_ms"]) == {"p50", "p95", "p99", "max"}  # type: ignore[arg-type]
+    assert report["completed"] > 0  # type: ignore[operator]
+    assert "peak_rss_mib" in report and "engine" in report["peak_rss_mib"]  # type: ignore[operator]
+
+
+def test_cli_one_activity_open_loop(kafka_settings: Settings, tmp_path: Path) -> None:
+    out = tmp_path / "report.json"
+    result = CliRunner().invoke(
+        cli,
+        [
+            "bench",
+            "one-activity",
+            "--rate",
+            "10",
+            "--duration",
+            "2",
+            "--warmup",
+            "0.5",
+            "--bootstrap-servers",
+            kafka_settings.resolved_bootstrap_servers,
+            "--partitions",
+            "4",
+            "--json",
+            str(out),
+        ],
+    )
+    assert result.exit_code == 0, result.output
+    report = json.loads(out.read_text())
+    _check(report)
+    assert report["mode"] == "open"
+    assert report["offered_rate"] == 10
+    assert report["latency_ms"]["p50"] > 0
+    assert report["engine_consumer_lag"] == 0
+
+
+@pytest.mark.parametrize(
+    ("workload", "options"),
+    [
+        ("one-activity", {"concurrency": 4}),
+        ("ten-steps", {"concurrency": 2}),
+        ("fan-out", {"concurrency": 1}),
+        ("signals", {"concurrency": 2}),
+        ("timers", {"rate": 10, "sleep": 0.5}),
+        ("recovery", {"rate": 10, "kill_at": 1.0}),
+    ],
+)
+def test_workloads(kafka_settings: Settings, workload: str, options: dict[str, float]) -> None:
+    report = run_bench(
+        _settings(kafka_settings),
+        BenchOptions(workload, duration=3.0, warmup=0.0, drain=60.0, **options),  # type: ignore[arg-type]
+    )
+    _check(report)
+    if workload == "ten-steps":
+        assert report["per_step_ms"]["p50"] is not None
+    if workload == "timers":
+        assert report["timer_fire_lag_ms"]["timers"] > 0
+    if workload == "recovery":
+        assert report["recovery"]["seconds_to_first_completion_after_restart"] is not None
+
+
+@pytest.mark.parametrize("workload", ["ingest", "replay"])
+def test_batch_workloads(kafka_settings: Settings, workload: str) -> None:
+    report = run_bench(_settings(kafka_settings), BenchOptions(workload, count=300))
+    _check(report)
+    if workload == "ingest":
+        assert report["completed"] == 300
+        assert report["starts_accepted_per_second"] > 0
+    else:
+        assert report["events"] >= 300
+        assert report["events_per_second"] > 0
