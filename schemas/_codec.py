@@ -42,6 +42,7 @@ __all__ = [
     "HISTORY_EVENT",
     "MAGIC",
     "REPLY",
+    "VISIBILITY_REQUEST",
     "WORKFLOW_TASK",
     "Registry",
     "decode",
@@ -68,8 +69,10 @@ WORKFLOW_TASK = "cadenza.task.WorkflowTask"
 ACTIVITY_TASK = "cadenza.task.ActivityTask"
 #: Envelope on ``<ns>.replies``.
 REPLY = "cadenza.reply.Reply"
+#: Envelope on ``<ns>.visibility-requests``.
+VISIBILITY_REQUEST = "cadenza.visibility.VisibilityRequest"
 #: The top-level records that go on topics, in topic order.
-ENVELOPES = (COMMAND, HISTORY_EVENT, WORKFLOW_TASK, ACTIVITY_TASK, REPLY)
+ENVELOPES = (COMMAND, HISTORY_EVENT, WORKFLOW_TASK, ACTIVITY_TASK, REPLY, VISIBILITY_REQUEST)
 
 
 @dataclass(frozen=True, slots=True)

@@ -31,7 +31,12 @@ from confluent_kafka import Consumer, KafkaError, KafkaException, Message, Produ
 from cadenza import schemas
 from cadenza._settings import Settings
 from cadenza.exceptions import CadenzaError, RPCTimeoutOrCancelledError
-from cadenza.topics import commands_topic, history_topic, replies_topic
+from cadenza.topics import (
+    commands_topic,
+    history_topic,
+    replies_topic,
+    visibility_requests_topic,
+)
 
 __all__ = ["DeliveryError", "Transport", "TransportError", "default_identity"]
 
@@ -366,6 +371,56 @@ class Transport:
                 ) from None
         finally:
             if future is not None and not future.done():
+                future.cancel()
+
+    async def send_visibility_request(
+        self, body: tuple[str, dict[str, Any]], *, timeout: float | None = None
+    ) -> dict[str, Any]:
+        """Ask the visibility projection (``<ns>.visibility-requests``) and await its reply.
+
+        Args:
+            body: The request body as ``("cadenza.visibility.<Name>", record)``.
+            timeout: Seconds to wait for the acknowledgement and the reply together;
+                ``None`` waits as long as it takes.
+
+        Returns:
+            The ``Reply`` datum.
+
+        Raises:
+            RPCTimeoutOrCancelledError: No reply within ``timeout``.
+            DeliveryError: The broker did not acknowledge the request (for a namespace
+                created before visibility existed: run ``cadenza topics create``).
+            schemas.EncodeError: ``body`` does not match its schema.
+        """
+        deadline = None if timeout is None else time.monotonic() + timeout
+        reply_to, future = self.new_reply_to()
+        request = {
+            "request_id": reply_to["request_id"],
+            "reply_to": reply_to,
+            "sent_time_ms": _now_ms(),
+            "body": body,
+        }
+        topic = visibility_requests_topic(self.settings)
+        try:
+            value = schemas.encode(schemas.VISIBILITY_REQUEST, request)
+            send = self.send(topic, reply_to["request_id"].encode(), value)
+            try:
+                await asyncio.wait_for(send, _remaining(deadline))
+            except TimeoutError:
+                raise RPCTimeoutOrCancelledError(
+                    f"{_short(body[0])}: Kafka did not acknowledge the request on {topic} "
+                    f"within {timeout:g}s (a namespace created before visibility existed "
+                    "lacks the topic: run `cadenza topics create`)"
+                ) from None
+            try:
+                return await asyncio.wait_for(future, _remaining(deadline))
+            except TimeoutError:
+                raise RPCTimeoutOrCancelledError(
+                    f"no reply to {_short(body[0])} within {timeout:g}s: the visibility "
+                    "processor may not be running (`cadenza processors run` runs it)"
+                ) from None
+        finally:
+            if not future.done():
                 future.cancel()
 
     async def send_reply(

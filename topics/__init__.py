@@ -26,6 +26,7 @@ from ._catalog import (
     STORE_ENGINE_WORKFLOWS,
     STORE_VISIBILITY,
     STORES,
+    VISIBILITY_REQUESTS,
     WORKFLOW_TASKS,
     CleanupPolicy,
     TopicPlan,
@@ -40,6 +41,7 @@ from ._catalog import (
     namespace_topics,
     replies_topic,
     task_queue_topics,
+    visibility_requests_topic,
     workflow_tasks_topic,
 )
 from ._drift import Drift, DriftKind, format_retention
@@ -58,6 +60,7 @@ __all__ = [
     "STORE_ENGINE_TIMERS",
     "STORE_ENGINE_WORKFLOWS",
     "STORE_VISIBILITY",
+    "VISIBILITY_REQUESTS",
     "WORKFLOW_TASKS",
     "CleanupPolicy",
     "CreateResult",
@@ -82,5 +85,6 @@ __all__ = [
     "task_queue_topics",
     "validate_store",
     "validate_task_queue",
+    "visibility_requests_topic",
     "workflow_tasks_topic",
 ]

@@ -35,6 +35,7 @@ __all__ = [
     "STORE_ENGINE_TIMERS",
     "STORE_ENGINE_WORKFLOWS",
     "STORE_VISIBILITY",
+    "VISIBILITY_REQUESTS",
     "WORKFLOW_TASKS",
     "CleanupPolicy",
     "TopicPlan",
@@ -49,6 +50,7 @@ __all__ = [
     "namespace_topics",
     "replies_topic",
     "task_queue_topics",
+    "visibility_requests_topic",
     "workflow_tasks_topic",
 ]
 
@@ -341,6 +343,21 @@ DEAD_LETTERS = TopicSpec(
     record_schema="cadenza.deadletter.DeadLetter",
 )
 
+VISIBILITY_REQUESTS = TopicSpec(
+    key="visibility-requests",
+    template="visibility-requests",
+    # One visibility processor answers every question (its store spans all partitions
+    # of history), so one partition is enough and keeps requests in order.
+    partitions=_single_partition,
+    cleanup_policy="delete",
+    # A question is answered within seconds or its client has given up.
+    retention_ms=_fixed(HOUR_MS),
+    doc="Questions to the visibility projection (list and count workflows), written by "
+    "clients; read by the visibility processor, which answers on `replies`.",
+    record_key="request id",
+    record_schema="cadenza.visibility.VisibilityRequest",
+)
+
 CHANGELOG = TopicSpec(
     key="changelog",
     template="changelog.{store}",
@@ -380,6 +397,7 @@ CATALOG: Mapping[str, TopicSpec] = MappingProxyType(
             ACTIVITY_TASKS,
             REPLIES,
             DEAD_LETTERS,
+            VISIBILITY_REQUESTS,
             CHANGELOG,
         )
     }
@@ -406,7 +424,7 @@ STORES: tuple[str, ...] = (
 )
 """The state stores known today; ``cadenza topics create`` makes a changelog for each."""
 
-_FIXED_SPECS = (COMMANDS, HISTORY, REPLIES, DEAD_LETTERS)
+_FIXED_SPECS = (COMMANDS, HISTORY, REPLIES, DEAD_LETTERS, VISIBILITY_REQUESTS)
 _TASK_SPECS = (WORKFLOW_TASKS, ACTIVITY_TASKS)
 
 _ROLE_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]*$")
@@ -448,6 +466,11 @@ def replies_topic(settings: Settings) -> str:
 def dead_letters_topic(settings: Settings) -> str:
     """Full name of the ``dead-letters`` topic."""
     return DEAD_LETTERS.name(settings)
+
+
+def visibility_requests_topic(settings: Settings) -> str:
+    """Full name of the ``visibility-requests`` topic."""
+    return VISIBILITY_REQUESTS.name(settings)
 
 
 def changelog_topic(settings: Settings, store: str) -> str:

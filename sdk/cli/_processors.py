@@ -1,4 +1,4 @@
-"""``cadenza processors run``: the engine and its timer service."""
+"""``cadenza processors run``: the engine, its timer service and the visibility projection."""
 
 from __future__ import annotations
 
@@ -19,11 +19,21 @@ def processors() -> None:
 @settings_options
 @click.option("--data-dir", default=None, help="RocksDB stores [env CADENZA_DATA_DIR].")
 @click.option("--log-level", default="INFO", show_default=True)
-def run(settings: Settings, data_dir: str | None, log_level: str) -> None:
-    """Run an engine instance in the foreground (start several to share the partitions)."""
+@click.option(
+    "--visibility/--no-visibility",
+    default=True,
+    show_default=True,
+    help="Also run the visibility projection (list_workflows, count_workflows).",
+)
+def run(settings: Settings, data_dir: str | None, log_level: str, visibility: bool) -> None:
+    """Run an engine instance in the foreground (start several to share the partitions).
+
+    Beside it runs a visibility processor, which folds every partition of history
+    into its own store and answers list and count requests.
+    """
     from cadenza.processors.engine import run_engine
 
     logging.basicConfig(
         level=log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s"
     )
-    run_engine(settings, data_dir=data_dir)
+    run_engine(settings, data_dir=data_dir, visibility=visibility)

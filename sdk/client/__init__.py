@@ -33,6 +33,12 @@ from ..worker import WorkflowHistory
 from ._client import DEFAULT_RPC_TIMEOUT, Client
 from ._describe import WorkflowExecutionDescription
 from ._handle import WorkflowHandle
+from ._list import (
+    WorkflowExecution,
+    WorkflowExecutionAsyncIterator,
+    WorkflowExecutionCount,
+    WorkflowExecutionCountAggregationGroup,
+)
 from ._update import WorkflowUpdateHandle, WorkflowUpdateStage
 
 __all__ = [
@@ -44,6 +50,10 @@ __all__ = [
     "TransportError",
     "WorkflowAlreadyStartedError",
     "WorkflowContinuedAsNewError",
+    "WorkflowExecution",
+    "WorkflowExecutionAsyncIterator",
+    "WorkflowExecutionCount",
+    "WorkflowExecutionCountAggregationGroup",
     "WorkflowExecutionDescription",
     "WorkflowExecutionStatus",
     "WorkflowFailureError",

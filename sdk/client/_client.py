@@ -5,7 +5,7 @@ from __future__ import annotations
 import dataclasses
 from collections.abc import Awaitable, Callable, Mapping, Sequence
 from datetime import timedelta
-from typing import Any, Concatenate, NoReturn, ParamSpec, overload
+from typing import Any, Concatenate, ParamSpec, overload
 
 from .._settings import Settings
 from .._transport import Transport
@@ -19,6 +19,7 @@ from ..topics import validate_task_queue
 from ..workflow._definition import _Definition
 from ..workflow._handlers import _SignalDefinition
 from ._handle import WorkflowHandle
+from ._list import WorkflowExecutionAsyncIterator, WorkflowExecutionCount
 from ._wire import expect, new_id, start_workflow_body
 
 _P = ParamSpec("_P")
@@ -485,18 +486,77 @@ class Client:
 
     # -- visibility --------------------------------------------------------------------
 
-    def list_workflows(self, query: str | None = None, **kwargs: Any) -> NoReturn:
-        """List workflows matching a visibility query (not available yet).
+    def list_workflows(
+        self,
+        query: str | None = None,
+        *,
+        limit: int | None = None,
+        page_size: int = 1000,
+        next_page_token: bytes | None = None,
+        rpc_timeout: timedelta | None = None,
+    ) -> WorkflowExecutionAsyncIterator:
+        """The workflow runs a visibility query matches, fetched a page at a time.
+
+        The query is Temporal's list filter over ``WorkflowId``, ``RunId``,
+        ``WorkflowType``, ``TaskQueue``, ``ExecutionStatus``, ``StartTime``,
+        ``CloseTime``, ``ExecutionTime`` and search attributes by name, with ``=``,
+        ``!=``, ``>``, ``>=``, ``<``, ``<=``, ``IN``, ``BETWEEN``, ``STARTS_WITH``,
+        ``IS NULL``, ``AND``/``OR``/``NOT`` and ``ORDER BY StartTime|CloseTime|
+        ExecutionTime [ASC|DESC]`` (default ``StartTime DESC``). Visibility is
+        eventually consistent: a run shows up shortly after its events are written.
+
+        Example::
+
+            async for execution in client.list_workflows(
+                "WorkflowType = 'OrderWorkflow' AND ExecutionStatus = 'Running'"
+            ):
+                print(execution.id, execution.start_time)
+
+        Args:
+            query: The filter; ``None`` lists every run.
+            limit: Stop after this many runs.
+            page_size: Runs per request.
+            next_page_token: Resume after the page this token came from.
+            rpc_timeout: Wait this long for each page (default: the client's).
 
         Raises:
-            NotImplementedError: Always, until the visibility projection exists.
+            CadenzaServiceError: (while iterating) ``INVALID_ARGUMENT`` with the reason
+                for a query that does not parse.
+            RPCTimeoutOrCancelledError: (while iterating) no answer in time: the
+                visibility processor is not running.
         """
-        raise NotImplementedError("list_workflows needs the visibility projection (not built yet)")
+        timeout = (rpc_timeout or self._rpc_timeout).total_seconds()
+        text = query or ""
 
-    async def count_workflows(self, query: str | None = None, **kwargs: Any) -> NoReturn:
-        """Count workflows matching a visibility query (not available yet).
+        async def fetch(size: int, token: bytes) -> tuple[list[dict[str, Any]], bytes]:
+            body = (
+                "cadenza.visibility.ListWorkflowsRequest",
+                {"query": text, "page_size": size, "next_page_token": token},
+            )
+            reply = await self._transport.send_visibility_request(body, timeout=timeout)
+            result = expect(reply, "ListWorkflowsResult")
+            return list(result["executions"]), bytes(result["next_page_token"])
+
+        return WorkflowExecutionAsyncIterator(
+            fetch,
+            self._data_converter,
+            page_size=page_size,
+            next_page_token=next_page_token,
+            limit=limit,
+        )
+
+    async def count_workflows(
+        self, query: str | None = None, *, rpc_timeout: timedelta | None = None
+    ) -> WorkflowExecutionCount:
+        """How many workflow runs a visibility query matches (see :meth:`list_workflows`).
 
         Raises:
-            NotImplementedError: Always, until the visibility projection exists.
+            CadenzaServiceError: ``INVALID_ARGUMENT`` with the reason for a query that
+                does not parse.
+            RPCTimeoutOrCancelledError: No answer in time: the visibility processor is
+                not running.
         """
-        raise NotImplementedError("count_workflows needs the visibility projection (not built yet)")
+        timeout = (rpc_timeout or self._rpc_timeout).total_seconds()
+        body = ("cadenza.visibility.CountWorkflowsRequest", {"query": query or ""})
+        reply = await self._transport.send_visibility_request(body, timeout=timeout)
+        return WorkflowExecutionCount(count=int(expect(reply, "CountWorkflowsResult")["count"]))

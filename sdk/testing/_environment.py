@@ -69,10 +69,12 @@ class WorkflowEnvironment:
         data_dir: str,
         *,
         time_skipping: bool,
+        visibility: tuple[Any, threading.Thread] | None = None,
     ) -> None:
         self.client = client
         self._engine = engine
         self._thread = thread
+        self._visibility = visibility
         self._clock = clock
         self._data_dir = data_dir
         self._time_skipping = time_skipping
@@ -112,6 +114,7 @@ class WorkflowEnvironment:
         time_skipping: bool,
     ) -> WorkflowEnvironment:
         from cadenza.processors.engine import Engine
+        from cadenza.processors.visibility import Visibility
         from cadenza.topics import TopicAdmin
 
         base = settings or Settings.from_env()
@@ -131,8 +134,22 @@ class WorkflowEnvironment:
         engine = Engine(settings, data_dir=data_dir, clock=clock)
         thread = threading.Thread(target=engine.run, name="cadenza-test-engine", daemon=True)
         thread.start()
+        # list_workflows and count_workflows answer from the visibility projection.
+        projection = Visibility(settings, data_dir=data_dir)
+        projection_thread = threading.Thread(
+            target=projection.run, name="cadenza-test-visibility", daemon=True
+        )
+        projection_thread.start()
         client = await Client.connect(settings=settings, data_converter=data_converter)
-        return cls(client, engine, thread, clock, data_dir, time_skipping=time_skipping)
+        return cls(
+            client,
+            engine,
+            thread,
+            clock,
+            data_dir,
+            time_skipping=time_skipping,
+            visibility=(projection, projection_thread),
+        )
 
     @property
     def supports_time_skipping(self) -> bool:
@@ -171,11 +188,17 @@ class WorkflowEnvironment:
                 idle_since = None
 
     async def shutdown(self) -> None:
-        """Stop the engine and the client; the namespace's topics stay (they are cheap)."""
+        """Stop the engine, the visibility projection and the client.
+
+        The namespace's topics stay (they are cheap).
+        """
         if self._skipper is not None:
             self._skipper.cancel()
         await self.client.close()
         self._engine.stop()
+        if self._visibility is not None:
+            self._visibility[0].stop()
+            await asyncio.to_thread(self._visibility[1].join, 30)
         await asyncio.to_thread(self._thread.join, 30)
         shutil.rmtree(self._data_dir, ignore_errors=True)
 

@@ -168,18 +168,18 @@ def test_cli_create_verify_describe(settings: Settings, kafka_admin: AdminClient
     created = runner.invoke(topics, ["create", *common, "-q", "orders"])
     assert created.exit_code == 0, created.output
     assert (
-        f"created 10 topics, 0 already existed in namespace {settings.namespace} on "
+        f"created 11 topics, 0 already existed in namespace {settings.namespace} on "
         f"{settings.resolved_bootstrap_servers}"
     ) in created.output
 
     again = runner.invoke(topics, ["create", *common, "-q", "orders"])
     assert again.exit_code == 0, again.output
-    assert "created 0 topics, 10 already existed" in again.output
+    assert "created 0 topics, 11 already existed" in again.output
     assert "`cadenza topics verify` checks them" in again.output
 
     verified = runner.invoke(topics, ["verify", *common])
     assert verified.exit_code == 0, verified.output
-    assert f"ok: the 10 topics of namespace {settings.namespace}" in verified.output
+    assert f"ok: the 11 topics of namespace {settings.namespace}" in verified.output
 
     described = runner.invoke(topics, ["describe", *common])
     assert described.exit_code == 0, described.output
@@ -199,5 +199,5 @@ def test_cli_entry_point_in_a_subprocess(settings: Settings, kafka_admin: AdminC
     args = ["topics", "create", "--namespace", settings.namespace, "--partitions", "4"]
     run = subprocess.run([*CLI, *args], env=env, capture_output=True, text=True, timeout=60)
     assert run.returncode == 0, run.stderr
-    assert f"created 8 topics, 0 already existed in namespace {settings.namespace}" in run.stdout
+    assert f"created 9 topics, 0 already existed in namespace {settings.namespace}" in run.stdout
     assert run.stderr == ""  # librdkafka's logs do not leak onto the terminal

@@ -77,6 +77,13 @@ class ScriptedTransport:
             return answer
         return {"request_id": "q", "workflow_id": workflow_id, "run_id": run_id, "body": answer}
 
+    async def send_visibility_request(
+        self, body: Body, *, timeout: float | None = None
+    ) -> dict[str, Any]:
+        sent = Sent("", body, None, True, timeout)
+        self.sent.append(sent)
+        return {"request_id": "q", "workflow_id": "", "run_id": None, "body": self.answer(sent)}
+
     async def close(self) -> None:
         pass
 
@@ -494,12 +501,73 @@ def test_describe_maps_the_description() -> None:
     assert desc.raw_description["history_length"] == 11
 
 
-def test_list_and_count_are_not_built_yet() -> None:
-    client, _ = client_for(accepted)
-    with pytest.raises(NotImplementedError, match="visibility projection"):
-        client.list_workflows("WorkflowType = 'X'")
-    with pytest.raises(NotImplementedError, match="visibility projection"):
-        run(client.count_workflows())
+def _info(n: int, status: str = "RUNNING") -> dict[str, Any]:
+    return {
+        "workflow_id": f"wf-{n}",
+        "run_id": f"run-{n}",
+        "workflow_type": "OrderWorkflow",
+        "task_queue": "orders",
+        "status": status,
+        "start_time_ms": 1_700_000_000_000 + n,
+        "close_time_ms": None if status == "RUNNING" else 1_700_000_001_000,
+        "execution_time_ms": 1_700_000_000_000 + n,
+        "history_length": 3,
+        "parent_workflow_id": "parent" if n == 0 else None,
+        "parent_run_id": "pr" if n == 0 else None,
+        "memo": {"note": payload({"id": "m", "qty": 1})},
+        "search_attributes": {},
+    }
+
+
+def test_list_workflows_pages_through_the_visibility_requests() -> None:
+    pages = {b"": ([_info(0), _info(1)], b"t1"), b"t1": ([_info(2, "COMPLETED")], b"")}
+
+    def answer(sent: Sent) -> Body:
+        token = sent.record["next_page_token"]
+        infos, next_token = pages[token]
+        return reply("ListWorkflowsResult", {"executions": infos, "next_page_token": next_token})
+
+    client, transport = client_for(answer)
+
+    async def collect() -> list[Any]:
+        return [e async for e in client.list_workflows("WorkflowType = 'X'", page_size=2)]
+
+    executions = run(collect())
+    assert [e.id for e in executions] == ["wf-0", "wf-1", "wf-2"]
+    assert [s.name for s in transport.sent] == ["ListWorkflowsRequest"] * 2
+    assert transport.sent[0].record == {
+        "query": "WorkflowType = 'X'",
+        "page_size": 2,
+        "next_page_token": b"",
+    }
+    first = executions[0]
+    assert first.status is WorkflowExecutionStatus.RUNNING and first.close_time is None
+    assert first.start_time == datetime(2023, 11, 14, 22, 13, 20, tzinfo=UTC)
+    assert (first.parent_id, first.parent_run_id) == ("parent", "pr")
+    assert run(first.memo_value("note", type_hint=Order)) == Order("m", 1)
+    assert executions[2].status is WorkflowExecutionStatus.COMPLETED
+
+    async def limited() -> list[str]:
+        return [e.id async for e in client.list_workflows(limit=1)]
+
+    assert run(limited()) == ["wf-0"]
+
+
+def test_count_workflows_and_an_invalid_query() -> None:
+    def answer(sent: Sent) -> Body:
+        if sent.record["query"] == "bad":
+            return reply("CommandRejected", {"code": "INVALID_ARGUMENT", "message": "no"})
+        return reply("CountWorkflowsResult", {"count": 7})
+
+    client, transport = client_for(answer)
+    count = run(client.count_workflows("ExecutionStatus = 'Running'"))
+    assert (count.count, list(count.groups)) == (7, [])
+    assert transport.sent[0].body == (
+        "cadenza.visibility.CountWorkflowsRequest",
+        {"query": "ExecutionStatus = 'Running'"},
+    )
+    with pytest.raises(CadenzaServiceError, match="INVALID_ARGUMENT: no"):
+        run(client.count_workflows("bad"))
 
 
 def test_client_properties() -> None:

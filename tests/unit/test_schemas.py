@@ -58,6 +58,7 @@ def test_public_api_is_pinned() -> None:
             "HISTORY_EVENT",
             "MAGIC",
             "REPLY",
+            "VISIBILITY_REQUEST",
             "WORKFLOW_TASK",
             "DecodeError",
             "EncodeError",
@@ -113,7 +114,15 @@ def test_one_named_type_per_file_with_docs() -> None:
         assert data["name"] == path.stem, where
         assert data["namespace"] == f"cadenza.{path.parent.name}", where
         assert data.get("doc"), f"{where} has no doc"
-        assert path.parent.name in {"common", "command", "history", "task", "reply", "state"}
+        assert path.parent.name in {
+            "common",
+            "command",
+            "history",
+            "task",
+            "reply",
+            "state",
+            "visibility",
+        }
         for loc, node in _walk(data, where):
             if isinstance(node, dict) and node is not data:
                 # Named types live in their own files and are referenced by name.
@@ -346,7 +355,10 @@ def _fastavro_decode(name: str, data: bytes) -> Any:
 def test_every_envelope_branch_is_a_case() -> None:
     assert len([c for c in CASES if c[0] == COMMAND]) == 22
     assert len([c for c in CASES if c[0] == HISTORY_EVENT]) == 45
-    assert len([c for c in CASES if c[0] == REPLY]) == 8
+    assert len([c for c in CASES if c[0] == REPLY]) == 10
+    # A two-branch body is sampled as one case; test_every_union_branch_is_exercised
+    # sees that both branches are taken.
+    assert (schemas.VISIBILITY_REQUEST, None) in CASES
     assert (WORKFLOW_TASK, None) in CASES and (ACTIVITY_TASK, None) in CASES
 
 
@@ -511,6 +523,26 @@ def test_previous_folder_is_loaded(tmp_path: Path) -> None:
         FIXTURES / "command_v0" / "Command.avsc", root / "previous" / "command" / "Command.v0.avsc"
     )
     _check_v0_datum(*Registry.from_directory(root).decode(V0_BYTES))
+
+
+def test_a_reply_written_before_the_visibility_bodies_still_decodes() -> None:
+    # avro/previous/reply/Reply.v1.avsc is Reply as it was before ListWorkflowsResult
+    # and CountWorkflowsResult were added to its body union.
+    old = json.loads((AVRO_DIR / "previous" / "reply" / "Reply.v1.avsc").read_text())
+    datum = {
+        "request_id": "r1",
+        "workflow_id": "w1",
+        "run_id": None,
+        "body": ("cadenza.reply.CommandAccepted", {"note": "ok"}),
+    }
+    buf = BytesIO()
+    schemaless_writer(buf, parse_schema(old), datum)
+    fp = bytes.fromhex(
+        fastavro_fingerprint(to_parsing_canonical_form(parse_schema(old)), "CRC-64-AVRO")
+    )
+    assert fp != schemas.fingerprint(REPLY)
+    name, decoded = schemas.decode(b"\xc3\x01" + fp + buf.getvalue())
+    assert (name, decoded["body"]) == (REPLY, ("cadenza.reply.CommandAccepted", {"note": "ok"}))
 
 
 def test_register_rejects_what_is_not_a_record_schema() -> None:

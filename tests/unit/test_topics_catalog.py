@@ -15,6 +15,7 @@ from cadenza.topics import (
     HISTORY,
     REPLIES,
     STORES,
+    VISIBILITY_REQUESTS,
     TopicNameError,
     TopicSpec,
     activity_tasks_topic,
@@ -29,6 +30,7 @@ from cadenza.topics import (
     task_queue_topics,
     validate_store,
     validate_task_queue,
+    visibility_requests_topic,
     workflow_tasks_topic,
 )
 
@@ -44,6 +46,8 @@ DESIGN_TOPICS = {
     "replies",
     "dead-letters",
     "changelog",
+    # Not in DESIGN.md's table: where clients ask the visibility projection (list, count).
+    "visibility-requests",
 }
 
 
@@ -65,6 +69,7 @@ def test_names_carry_the_namespace(settings: Settings) -> None:
     assert replies_topic(settings) == "ns.replies"
     assert dead_letters_topic(settings) == "ns.dead-letters"
     assert changelog_topic(settings, "visibility") == "ns.changelog.visibility"
+    assert visibility_requests_topic(settings) == "ns.visibility-requests"
     assert consumer_group(settings, "engine") == "ns.engine"
     assert consumer_group(settings, "workflow-worker.orders") == "ns.workflow-worker.orders"
     assert commands_topic(Settings.defaults()) == "cadenza.commands"
@@ -88,6 +93,11 @@ def test_policies_and_retention(settings: Settings) -> None:
     assert HISTORY.plan(settings).retention_ms == -1
     assert REPLIES.plan(settings).partitions == 32
     assert REPLIES.plan(settings).retention_ms == 3_600_000
+    assert VISIBILITY_REQUESTS.plan(settings).partitions == 1
+    assert VISIBILITY_REQUESTS.plan(settings).config == {
+        "cleanup.policy": "delete",
+        "retention.ms": "3600000",
+    }
     workflow_tasks, activity_tasks = task_queue_topics(settings, "q")
     assert workflow_tasks.partitions == activity_tasks.partitions == 6
     assert workflow_tasks.cleanup_policy == activity_tasks.cleanup_policy == "delete"
@@ -106,13 +116,14 @@ def test_namespace_topics(settings: Settings) -> None:
         "ns.history",
         "ns.replies",
         "ns.dead-letters",
+        "ns.visibility-requests",
         "ns.changelog.engine-workflows",
         "ns.changelog.engine-history",
         "ns.changelog.engine-timers",
         "ns.changelog.visibility",
     ]
     with_queues = namespace_topics(settings, task_queues=["a", "b", "a"], stores=[])
-    assert [p.name for p in with_queues][4:] == [
+    assert [p.name for p in with_queues][5:] == [
         "ns.workflow-tasks.a",
         "ns.activity-tasks.a",
         "ns.workflow-tasks.b",
@@ -167,7 +178,7 @@ def test_every_name_is_a_valid_kafka_topic_even_at_the_longest() -> None:
     settings = dataclasses.replace(Settings.defaults(), namespace="n" * 63)
     longest = "q" * 160
     plans = namespace_topics(settings, task_queues=[longest], stores=[*STORES, longest])
-    assert len(plans) == 11
+    assert len(plans) == 12
     for plan in plans:
         assert KAFKA_TOPIC_RE.match(plan.name), plan.name
 

@@ -19,6 +19,7 @@ EXPECTED = {
     "STORE_ENGINE_TIMERS",
     "STORE_ENGINE_WORKFLOWS",
     "STORE_VISIBILITY",
+    "VISIBILITY_REQUESTS",
     "WORKFLOW_TASKS",
     "CleanupPolicy",
     "CreateResult",
@@ -43,6 +44,7 @@ EXPECTED = {
     "task_queue_topics",
     "validate_store",
     "validate_task_queue",
+    "visibility_requests_topic",
     "workflow_tasks_topic",
 }
 

@@ -1,0 +1,255 @@
+"""The visibility processor: fold ``history`` into a queryable store; answer list and count.
+
+One loop, two consumers:
+
+- ``history``: every partition, *assigned* (not subscribed: each instance keeps a
+  whole copy of the projection), read_committed, from the offsets its store
+  reflects. Each batch of events and the next offsets go to RocksDB in one
+  write batch, so a restart resumes exactly where the store is.
+- ``visibility-requests``: subscribed in group ``<ns>.visibility`` (one partition,
+  so one instance answers at a time), each ``VisibilityRequest`` answered with a
+  ``Reply`` on the ``replies`` partition its ``reply_to`` names. Reads change
+  nothing, so offsets are auto-committed and a request answered twice is harmless.
+
+Answers are eventually consistent: a run appears once its events reach
+``history`` and this loop has read them (usually within tens of milliseconds).
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+import uuid
+from pathlib import Path
+from typing import Any
+
+from confluent_kafka import (
+    OFFSET_BEGINNING,
+    Consumer,
+    KafkaError,
+    KafkaException,
+    Message,
+    Producer,
+    TopicPartition,
+)
+
+from cadenza import schemas
+from cadenza._settings import Settings
+from cadenza.topics import (
+    consumer_group,
+    history_topic,
+    replies_topic,
+    visibility_requests_topic,
+)
+
+from . import _listing
+from ._query import QueryError, parse
+from ._store import Fold, VisibilityStore
+
+__all__ = ["Visibility"]
+
+_log = logging.getLogger("cadenza.visibility")
+
+_R = "cadenza.reply."
+_V = "cadenza.visibility."
+_STALE_REQUEST_MS = 5 * 60_000
+"""Requests older than this are skipped: their clients have long given up."""
+
+
+class Visibility:
+    """One visibility processor; :meth:`run` until :meth:`stop`.
+
+    Args:
+        settings: Cluster and namespace.
+        data_dir: Parent of the store (``<data_dir>/visibility/<namespace>``);
+            ``settings.data_dir`` when None.
+        batch_size: Most history events folded into one write batch.
+    """
+
+    def __init__(
+        self, settings: Settings, *, data_dir: str | None = None, batch_size: int = 1000
+    ) -> None:
+        self.settings = settings
+        self.batch_size = batch_size
+        self.home = Path(data_dir or settings.data_dir) / "visibility" / settings.namespace
+        self.history = history_topic(settings)
+        self.requests = visibility_requests_topic(settings)
+        self.replies = replies_topic(settings)
+        self.store = VisibilityStore(self.home / "store")
+        self._running = False
+        self._assigned = False
+        self.history_consumer = Consumer(
+            {
+                **settings.kafka_config(),
+                # Required by librdkafka; the partitions are assigned and nothing is
+                # committed (the offsets live in the store).
+                "group.id": f"{consumer_group(settings, 'visibility')}.history",
+                "enable.auto.commit": False,
+                "enable.auto.offset.store": False,
+                "isolation.level": "read_committed",
+                "auto.offset.reset": "earliest",
+                "fetch.wait.max.ms": 20,
+            }
+        )
+        self.request_consumer = Consumer(
+            {
+                **settings.kafka_config(),
+                "group.id": consumer_group(settings, "visibility"),
+                "auto.offset.reset": "earliest",
+                "enable.auto.commit": True,
+                "session.timeout.ms": 6000,
+                "heartbeat.interval.ms": 1000,
+                "fetch.wait.max.ms": 20,
+                "client.id": f"cadenza-visibility-{uuid.uuid4().hex[:8]}",
+            }
+        )
+        self.producer = Producer({**settings.producer_config(), "linger.ms": 1})
+
+    # -- lifecycle ----------------------------------------------------------------------------
+
+    def run(self) -> None:
+        """Fold history and answer requests until :meth:`stop`."""
+        self._running = True
+        self.request_consumer.subscribe([self.requests])
+        _log.info("visibility %s reading %s, answering %s", self.home, self.history, self.requests)
+        try:
+            while self._running:
+                self.step()
+        finally:
+            self.producer.flush(10)
+            close = getattr(self.producer, "close", None)  # confluent-kafka >= 2.x
+            if callable(close):
+                close()
+            self.request_consumer.close()
+            self.history_consumer.close()
+            self.store.close()
+
+    def stop(self) -> None:
+        """Make :meth:`run` return after the current step."""
+        self._running = False
+
+    def step(self) -> int:
+        """Fold what ``history`` has, then answer what was asked. Returns events folded."""
+        if not self._assigned:
+            self._assign_history()
+        folded = self._fold(self.history_consumer.consume(self.batch_size, 0.05))
+        for msg in self.request_consumer.consume(100, 0.02 if folded else 0.05):
+            if msg.error():
+                if msg.error().code() != KafkaError._PARTITION_EOF:
+                    _log.warning("requests consumer: %s", msg.error())
+                continue
+            self._answer(msg)
+        self.producer.poll(0)
+        return folded
+
+    # -- history ------------------------------------------------------------------------------
+
+    def _assign_history(self) -> None:
+        try:
+            metadata = self.history_consumer.list_topics(self.history, timeout=5)
+        except KafkaException as exc:
+            _log.warning("cannot read the partitions of %s yet: %s", self.history, exc)
+            return
+        topic = metadata.topics.get(self.history)
+        if topic is None or topic.error is not None or not topic.partitions:
+            return
+        offsets = self.store.offsets()
+        self.history_consumer.assign(
+            [
+                TopicPartition(self.history, p, offsets.get(p, OFFSET_BEGINNING))
+                for p in sorted(topic.partitions)
+            ]
+        )
+        self._assigned = True
+
+    def _fold(self, messages: list[Message]) -> int:
+        fold = Fold(self.store)
+        offsets: dict[int, int] = {}
+        folded = 0
+        for msg in messages:
+            if msg.error():
+                if msg.error().code() != KafkaError._PARTITION_EOF:
+                    _log.warning("history consumer: %s", msg.error())
+                continue
+            offsets[msg.partition()] = msg.offset() + 1
+            try:
+                event = schemas.decode_as(msg.value() or b"", schemas.HISTORY_EVENT)
+            except schemas.DecodeError as exc:
+                # Not an event the engine wrote: skip it, as a projection must keep moving.
+                _log.warning(
+                    "skipped %s[%d]@%d: %s", msg.topic(), msg.partition(), msg.offset(), exc
+                )
+                continue
+            fold.apply(event)
+            folded += 1
+        if offsets:
+            self.store.write(fold.flush(), offsets)
+        return folded
+
+    # -- requests -----------------------------------------------------------------------------
+
+    def _answer(self, msg: Message) -> None:
+        try:
+            request = schemas.decode_as(msg.value() or b"", schemas.VISIBILITY_REQUEST)
+        except schemas.DecodeError as exc:
+            _log.warning("dropping an undecodable visibility request: %s", exc)
+            return
+        sent = request.get("sent_time_ms") or 0
+        if sent and sent < int(time.time() * 1000) - _STALE_REQUEST_MS:
+            return
+        self._reply(request, self.answer(request["body"]))
+
+    def answer(self, body: tuple[str, dict[str, Any]]) -> tuple[str, dict[str, Any]]:
+        """The reply body for a request body (``CommandRejected`` when it cannot be answered)."""
+        name, request = body
+        try:
+            query = parse(request.get("query"))
+            if name == _V + "CountWorkflowsRequest":
+                return (_R + "CountWorkflowsResult", {"count": _listing.count(self.store, query)})
+            if name == _V + "ListWorkflowsRequest":
+                executions, token = _listing.list_page(
+                    self.store,
+                    query,
+                    request.get("query") or "",
+                    int(request["page_size"]),
+                    bytes(request.get("next_page_token") or b""),
+                )
+                return (
+                    _R + "ListWorkflowsResult",
+                    {"executions": executions, "next_page_token": token},
+                )
+            return _rejected("INVALID_ARGUMENT", f"unknown visibility request {name}")
+        except QueryError as exc:
+            return _rejected("INVALID_ARGUMENT", f"invalid query: {exc}")
+        except Exception as exc:  # a bug must not stop the projection: say so to the caller
+            _log.exception("visibility error")
+            return _rejected("INTERNAL", f"visibility error: {type(exc).__name__}: {exc}")
+
+    def _reply(self, request: dict[str, Any], body: tuple[str, dict[str, Any]]) -> None:
+        reply_to = request["reply_to"]
+        reply = {
+            "request_id": reply_to["request_id"],
+            "workflow_id": "",
+            "run_id": None,
+            "body": body,
+        }
+        while True:
+            try:
+                self.producer.produce(
+                    self.replies,
+                    schemas.encode(schemas.REPLY, reply),
+                    reply_to["request_id"].encode(),
+                    partition=int(reply_to["partition"]),
+                )
+                return
+            except BufferError:
+                self.producer.poll(0.05)
+
+
+def _rejected(code: str, message: str) -> tuple[str, dict[str, Any]]:
+    return (_R + "CommandRejected", {"code": code, "message": message})
+
+
+def run_visibility(settings: Settings, *, data_dir: str | None = None) -> None:
+    """Run a visibility processor in the foreground."""
+    Visibility(settings, data_dir=data_dir).run()
