@@ -376,3 +376,25 @@ def test_signal_with_start_start_delay_and_timeouts(settings: Settings, engine: 
         await client.close()
 
     asyncio.run(asyncio.wait_for(main(), 60))
+
+
+@workflow.defn
+class Patient:
+    @workflow.run
+    async def run(self) -> str:
+        try:
+            await workflow.wait_condition(lambda: False, timeout=timedelta(milliseconds=300))
+        except TimeoutError:
+            return "gave up waiting"
+        return "impossible"
+
+
+def test_wait_condition_timeout(settings: Settings, engine: None) -> None:
+    async def main() -> str:
+        client = await Client.connect(settings=settings)
+        async with Worker(client, task_queue="e2e", workflows=[Patient]):
+            result = await client.execute_workflow(Patient.run, id="patient", task_queue="e2e")
+        await client.close()
+        return result
+
+    assert asyncio.run(asyncio.wait_for(main(), 60)) == "gave up waiting"
