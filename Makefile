@@ -26,7 +26,7 @@ lint: dev
 	@# mypy cannot follow the folder->package mapping of the editable install, so it
 	@# checks a tree of symlinks laid out as the installed package is.
 	@rm -rf build/typecheck && mkdir -p build/typecheck/cadenza
-	@ln -s $(CURDIR)/sdk/* $(CURDIR)/topics $(CURDIR)/schemas build/typecheck/cadenza/
+	@ln -s $(CURDIR)/sdk/* $(CURDIR)/topics $(CURDIR)/schemas $(CURDIR)/processors build/typecheck/cadenza/
 	cd build/typecheck && $(CURDIR)/$(BIN)/mypy --config-file $(CURDIR)/pyproject.toml -p cadenza
 
 unit: dev

@@ -281,7 +281,7 @@ class Engine:
         if err is not None:
             self._delivery_error = err
             return
-        key = (msg.topic(), msg.partition())
+        key = (msg.topic() or "", msg.partition() or 0)
         offset = msg.offset()
         if offset is not None and offset >= self._produced.get(key, -1):
             self._produced[key] = offset
@@ -331,15 +331,16 @@ class Engine:
 
         taken = 0
         for msg in messages:
-            if msg.error():
-                if msg.error().code() != KafkaError._PARTITION_EOF:
-                    _log.warning("consume error: %s", msg.error())
+            error = msg.error()
+            if error is not None:
+                if error.code() != KafkaError._PARTITION_EOF:
+                    _log.warning("consume error: %s", error)
                 continue
-            partition = msg.partition()
+            partition = msg.partition() or 0
             if partition not in self.stores:
                 continue  # revoked meanwhile
             batch = batch_for(partition)
-            batch.next_offset = msg.offset() + 1
+            batch.next_offset = (msg.offset() or 0) + 1
             self._handle(batch, msg)
             taken += 1
         for partition, keys in due.items():
@@ -416,7 +417,7 @@ class Engine:
 
     def timer_entries(self) -> list[Due]:
         """Every pending deadline of every owned partition (for tests and tools)."""
-        out = []
+        out: list[Due] = []
         for store in list(self.stores.values()):
             out.extend(parse_index_key(key)[1] for key in store.due(b"u", 100_000))
         return out
@@ -527,15 +528,14 @@ class Engine:
             else:
                 wb.put(key, value)
         for msg in history:
-            event = schemas.decode_as(msg.value(), schemas.HISTORY_EVENT)
-            wb.put(
-                history_key(event["workflow_id"], event["run_id"], event["event_id"]), msg.value()
-            )
+            raw = msg.value() or b""
+            event = schemas.decode_as(raw, schemas.HISTORY_EVENT)
+            wb.put(history_key(event["workflow_id"], event["run_id"], event["event_id"]), raw)
         marks = {}
         if changelog:
-            marks["changelog"] = changelog[-1].offset() + 1
+            marks["changelog"] = (changelog[-1].offset() or 0) + 1
         if history:
-            marks["history"] = history[-1].offset() + 1
+            marks["history"] = (history[-1].offset() or 0) + 1
         store.write(wb, marks)
         _log.info(
             "partition %d restored %d changelog records, %d history events",

@@ -134,9 +134,10 @@ class Visibility:
             self._assign_history()
         folded = self._fold(self.history_consumer.consume(self.batch_size, 0.05))
         for msg in self.request_consumer.consume(100, 0.02 if folded else 0.05):
-            if msg.error():
-                if msg.error().code() != KafkaError._PARTITION_EOF:
-                    _log.warning("requests consumer: %s", msg.error())
+            error = msg.error()
+            if error is not None:
+                if error.code() != KafkaError._PARTITION_EOF:
+                    _log.warning("requests consumer: %s", error)
                 continue
             self._answer(msg)
         self.producer.poll(0)
@@ -167,11 +168,12 @@ class Visibility:
         offsets: dict[int, int] = {}
         folded = 0
         for msg in messages:
-            if msg.error():
-                if msg.error().code() != KafkaError._PARTITION_EOF:
-                    _log.warning("history consumer: %s", msg.error())
+            error = msg.error()
+            if error is not None:
+                if error.code() != KafkaError._PARTITION_EOF:
+                    _log.warning("history consumer: %s", error)
                 continue
-            offsets[msg.partition()] = msg.offset() + 1
+            offsets[msg.partition() or 0] = (msg.offset() or 0) + 1
             try:
                 event = schemas.decode_as(msg.value() or b"", schemas.HISTORY_EVENT)
             except schemas.DecodeError as exc:

@@ -351,7 +351,7 @@ class _Parser:
         op_token = self.take()
         if op_token.kind == "op" and op_token.value in ("=", "!=", ">", ">=", "<", "<="):
             op = op_token.value
-            values = (field.literal(self.take(), op),)
+            values: tuple[Any, ...] = (field.literal(self.take(), op),)
         elif op_token.kind == "keyword" and op_token.value == "STARTS_WITH":
             op = "STARTS_WITH"
             if field.is_time or field.attr == "status":

@@ -52,11 +52,11 @@ def _run_suffix(info: Mapping[str, Any]) -> bytes:
 
 
 def status_key(info: Mapping[str, Any]) -> bytes:
-    return b"s" + info["status"].encode() + b"\x00" + _run_suffix(info)
+    return b"s" + str(info["status"]).encode() + b"\x00" + _run_suffix(info)
 
 
 def type_key(info: Mapping[str, Any]) -> bytes:
-    return b"t" + info["workflow_type"].encode() + b"\x00" + _run_suffix(info)
+    return b"t" + str(info["workflow_type"]).encode() + b"\x00" + _run_suffix(info)
 
 
 def status_prefix(status: str) -> bytes:
