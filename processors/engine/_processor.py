@@ -61,6 +61,8 @@ _log = logging.getLogger("cadenza.engine")
 STATE = "cadenza.state.WorkflowState"
 ENGINE_STORE = "engine-workflows"
 _TIMERS_PER_PASS = 1000
+_BUSY = 20
+_BUSY_WAIT_S = 0.02
 
 
 class _Batch:
@@ -218,6 +220,7 @@ class Engine:
         self._admin = TopicAdmin(settings)
         self._known_topics: set[str] = set()
         self._running = False
+        self._last_taken = 0
         self._produced: dict[tuple[str, int], int] = {}
         self._delivery_error: KafkaError | None = None
         instance = self._instance_id()
@@ -315,7 +318,19 @@ class Engine:
     def step(self) -> int:
         """One pass: take what is there, fire what is due, commit. Returns commands taken."""
         timeout = self._poll_timeout()
-        messages = self.consumer.consume(self.batch_size, timeout)
+        # Lightly loaded: take what has arrived, or block for the first record and take
+        # whatever came with it (consume(n, t) would wait the whole timeout for n records:
+        # up to 100 ms on every hop). Busy: let a batch form for a few milliseconds, since
+        # every transaction costs markers on every partition it wrote.
+        if self._last_taken >= _BUSY:
+            messages = self.consumer.consume(self.batch_size, _BUSY_WAIT_S)
+        else:
+            messages = self.consumer.consume(self.batch_size, 0)
+            if not messages:
+                messages = self.consumer.consume(1, timeout)
+                if messages:
+                    messages += self.consumer.consume(self.batch_size - 1, 0)
+        self._last_taken = len(messages)
         now = self.clock()
         due = self._due_timers(now)
         if not messages and not due:
