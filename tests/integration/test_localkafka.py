@@ -24,11 +24,20 @@ def _env(tmp_path: Path) -> dict[str, str]:
 
 
 def _free_port() -> int:
+    """A client port whose neighbour (the controller's port) is free as well."""
     import socket
 
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
+    for _ in range(50):
+        with socket.socket() as s:
+            s.bind(("127.0.0.1", 0))
+            port = int(s.getsockname()[1])
+        with socket.socket() as s:
+            try:
+                s.bind(("127.0.0.1", port + 1))
+            except OSError:
+                continue
+        return port
+    raise RuntimeError("no two adjacent free ports on 127.0.0.1")
 
 
 def test_cli_start_status_stop_and_produce(tmp_path: Path) -> None:
