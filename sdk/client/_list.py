@@ -21,6 +21,41 @@ FetchPage = Callable[[int, bytes], Awaitable[tuple[list[dict[str, Any]], bytes]]
 """``(page_size, next_page_token) -> (WorkflowExecutionInfo records, next token)``."""
 
 
+def execution_fields(
+    record: Mapping[str, Any],
+    *,
+    workflow_id: str,
+    run_id: str,
+    parent_id: str | None,
+    parent_run_id: str | None,
+    data_converter: DataConverter,
+) -> dict[str, Any]:
+    """The fields a ``WorkflowExecutionInfo`` and a ``WorkflowDescription`` record share."""
+    untyped, pairs = _search.decode(
+        record.get("search_attributes", {}), data_converter.payload_converter
+    )
+    start_time = from_ms(record["start_time_ms"])
+    execution_time = from_ms(record["execution_time_ms"])
+    assert start_time is not None and execution_time is not None
+    return {
+        "id": workflow_id,
+        "run_id": run_id,
+        "workflow_type": str(record["workflow_type"]),
+        "task_queue": str(record["task_queue"]),
+        "status": WorkflowExecutionStatus[str(record["status"])],
+        "start_time": start_time,
+        "close_time": from_ms(record.get("close_time_ms")),
+        "execution_time": execution_time,
+        "history_length": int(record["history_length"]),
+        "parent_id": parent_id,
+        "parent_run_id": parent_run_id,
+        "search_attributes": {k: v for k, v in untyped.items() if v is not None},
+        "typed_search_attributes": TypedSearchAttributes([p for p in pairs if p.value is not None]),
+        "data_converter": data_converter,
+        "raw_memo": dict(record.get("memo", {})),
+    }
+
+
 @dataclass(frozen=True)
 class WorkflowExecution:
     """One workflow run as the visibility projection knows it.
@@ -76,34 +111,19 @@ class WorkflowExecution:
     raw_memo: Mapping[str, Payload] = field(default_factory=dict, repr=False)
     """The memo as encoded payloads, by key."""
 
-    @staticmethod
-    def from_info(info: Mapping[str, Any], data_converter: DataConverter) -> WorkflowExecution:
+    @classmethod
+    def from_info(cls, info: Mapping[str, Any], data_converter: DataConverter) -> WorkflowExecution:
         """Build an execution from a ``WorkflowExecutionInfo`` record."""
-        untyped, pairs = _search.decode(
-            info.get("search_attributes", {}), data_converter.payload_converter
-        )
-        start_time = from_ms(info["start_time_ms"])
-        execution_time = from_ms(info["execution_time_ms"])
-        assert start_time is not None and execution_time is not None
-        return WorkflowExecution(
-            id=str(info["workflow_id"]),
-            run_id=str(info["run_id"]),
-            workflow_type=str(info["workflow_type"]),
-            task_queue=str(info["task_queue"]),
-            status=WorkflowExecutionStatus[str(info["status"])],
-            start_time=start_time,
-            close_time=from_ms(info.get("close_time_ms")),
-            execution_time=execution_time,
-            history_length=int(info["history_length"]),
-            parent_id=info.get("parent_workflow_id"),
-            parent_run_id=info.get("parent_run_id"),
-            search_attributes={k: v for k, v in untyped.items() if v is not None},
-            typed_search_attributes=TypedSearchAttributes(
-                [p for p in pairs if p.value is not None]
+        return cls(
+            **execution_fields(
+                info,
+                workflow_id=str(info["workflow_id"]),
+                run_id=str(info["run_id"]),
+                parent_id=info.get("parent_workflow_id"),
+                parent_run_id=info.get("parent_run_id"),
+                data_converter=data_converter,
             ),
             raw_info=info,
-            data_converter=data_converter,
-            raw_memo=dict(info.get("memo", {})),
         )
 
     async def memo(self) -> dict[str, Any]:
