@@ -17,9 +17,10 @@ import math
 import tempfile
 import time
 import uuid
-from collections.abc import Awaitable, Callable, Sequence
+from collections.abc import Awaitable, Callable, Mapping, Sequence
 from datetime import timedelta
 from pathlib import Path
+from types import ModuleType
 from typing import Any
 
 from confluent_kafka import Consumer, KafkaError, Producer, TopicPartition
@@ -34,7 +35,21 @@ from . import _workloads as w
 from ._engine import EngineProcess
 from ._procs import ProcSample, find_listener_pid, sample_pid, sample_self
 
-__all__ = ["WORKLOADS", "BenchOptions", "percentile", "run_bench"]
+__all__ = [
+    "HISTORY_WORKLOADS",
+    "TEMPORAL_WORKLOADS",
+    "WORKLOADS",
+    "BenchOptions",
+    "HistoryEvent",
+    "LoadRun",
+    "Progress",
+    "TemporalTarget",
+    "drive_load",
+    "driver",
+    "history_figures",
+    "percentile",
+    "run_bench",
+]
 
 WORKLOADS = (
     "one-activity",
@@ -48,10 +63,34 @@ WORKLOADS = (
 )
 """Every workload ``cadenza bench`` knows."""
 
+TEMPORAL_WORKLOADS = ("one-activity", "ten-steps", "fan-out", "signals", "timers")
+"""The workloads that also run on Temporal: the others time Cadenza's own engine
+(``ingest``, ``replay``) or kill it (``recovery``)."""
+
+HISTORY_WORKLOADS = ("one-activity", "ten-steps", "timers")
+"""Workloads whose report adds figures read from the runs' histories."""
+
 _QUEUE = "bench"
 _READY_TIMEOUT = 90.0
 
 Progress = Callable[[str], None]
+
+
+@dataclasses.dataclass(frozen=True)
+class TemporalTarget:
+    """Run the workload with ``temporalio`` against a Temporal server instead of Cadenza.
+
+    Needs the ``bench`` extra (``pip install 'cadenza[bench]'``).
+    """
+
+    address: str | None = None
+    """``HOST:PORT`` of a running Temporal server; ``None`` starts
+    ``temporal server start-dev`` on a free loopback port for the run and stops it after."""
+    db_file: str | None = None
+    """The dev server started for the run keeps its state in this SQLite file
+    (``None``: in memory). Not used with ``address``."""
+    namespace: str = "default"
+    """Temporal namespace to run in."""
 
 
 @dataclasses.dataclass(frozen=True)
@@ -78,6 +117,8 @@ class BenchOptions:
     """Use an engine already running on the namespace instead of starting one."""
     kill_at: float | None = None
     """``recovery``: seconds into the measured load to kill the engine (default: half)."""
+    temporal: TemporalTarget | None = None
+    """Run on Temporal instead (one of :data:`TEMPORAL_WORKLOADS`); ``None``: on Cadenza."""
 
 
 @dataclasses.dataclass
@@ -119,44 +160,48 @@ def _proc_json(sample: ProcSample | None, before: ProcSample | None) -> dict[str
     }
 
 
-class _Run:
-    """One benchmark run: its namespace, engine, samples and report."""
+class LoadRun:
+    """One run driven through a client: its options, samples and measured window.
 
-    def __init__(self, settings: Settings, options: BenchOptions, progress: Progress | None):
-        self.settings = settings
+    Subclasses name the processes to sample (:meth:`snapshot`) and add their own
+    keys to :meth:`report`.
+    """
+
+    target = "cadenza"
+    fresh: tuple[str, ...] = ()
+    """Processes started for this run: all of their CPU belongs to it. The others
+    (the bench process, shared servers) are counted from the start of the load."""
+
+    def __init__(self, options: BenchOptions, progress: Progress | None):
         self.options = options
         self.progress = progress
-        self.data_dir = Path(tempfile.mkdtemp(prefix="cadenza-bench-"))
-        self.engine = None if options.external_engine else EngineProcess(settings, self.data_dir)
         self.samples: list[_Sample] = []
         self.t0 = 0.0
         self.window = (0.0, 0.0)
         self.extra: dict[str, Any] = {}
-        self.broker_pid = find_listener_pid(_port(settings.resolved_bootstrap_servers))
         self.before: dict[str, ProcSample | None] = {}
 
     # -- processes ---------------------------------------------------------------------
 
     def snapshot(self) -> dict[str, ProcSample | None]:
-        return {
-            "engine": self.engine.sample() if self.engine else None,
-            "bench": sample_self(),
-            "broker": sample_pid(self.broker_pid) if self.broker_pid else None,
-        }
+        """CPU and memory of every process of the run now."""
+        return {"bench": sample_self()}
+
+    def pids(self) -> dict[str, int | None]:
+        """``<name>_pid`` of the processes the run did not start, for the report."""
+        return {}
 
     def processes_json(self, now: dict[str, ProcSample | None]) -> dict[str, Any]:
         out: dict[str, Any] = {}
         for name, sample in now.items():
-            # The engine is fresh: all of its CPU belongs to this run. The bench
-            # process and the shared broker are counted from the start of the load.
-            before = None if name == "engine" else self.before.get(name)
+            before = None if name in self.fresh else self.before.get(name)
             out[name] = _proc_json(sample, before)
-        out["broker_pid"] = self.broker_pid
         return out
 
     # -- the result --------------------------------------------------------------------
 
     def report(self) -> dict[str, Any]:
+        """The figures every load-driven workload reports."""
         start, end = self.window
         measured = [s for s in self.samples if s.scheduled >= start]
         ok = [s for s in measured if s.done is not None and s.error is None]
@@ -171,12 +216,11 @@ class _Run:
             for s in measured
             if s.done is None or s.error is not None
         ]
-        now = self.snapshot()
+        procs = self.processes_json(self.snapshot())
         return {
             "workload": self.options.workload,
+            "target": self.target,
             "mode": "open" if self.options.rate is not None else "closed",
-            "namespace": self.settings.namespace,
-            "partitions": self.settings.partitions,
             "duration_s": round(seconds, 2),
             "offered_rate": round(offered, 2),
             "concurrency": self.options.concurrency,
@@ -184,18 +228,17 @@ class _Run:
             "completed": len(ok),
             "failed": len(not_completed),
             "latency_ms": _summary(latencies),
-            "processes": self.processes_json(now),
-            "cpu_seconds": {k: (v or {}).get("cpu_seconds") for k, v in self._procs(now).items()},
-            "peak_rss_mib": {k: (v or {}).get("peak_rss_mib") for k, v in self._procs(now).items()},
-            "engine_consumer_lag": engine_lag(self.settings),
+            "processes": {**procs, **self.pids()},
+            "cpu_seconds": {k: (v or {}).get("cpu_seconds") for k, v in procs.items()},
+            "peak_rss_mib": {k: (v or {}).get("peak_rss_mib") for k, v in procs.items()},
             "not_completed": not_completed[:1000],
             **self.extra,
         }
 
-    def _procs(self, now: dict[str, ProcSample | None]) -> dict[str, Any]:
-        procs = self.processes_json(now)
-        procs.pop("broker_pid")
-        return procs
+    def measured_ok(self) -> set[str]:
+        """Ids of the workflows scheduled in the measured window that did not fail."""
+        start, _ = self.window
+        return {s.workflow_id for s in self.samples if s.scheduled >= start and not s.error}
 
     # -- progress ----------------------------------------------------------------------
 
@@ -219,6 +262,37 @@ class _Run:
                 f"{sum(1 for s in self.samples if s.done is None):5d}  p50 "
                 + (f"{p50:7.1f} ms" if p50 is not None else "      - ms")
             )
+
+
+class _Run(LoadRun):
+    """A run on Cadenza: its namespace, engine and the broker."""
+
+    fresh = ("engine",)
+
+    def __init__(self, settings: Settings, options: BenchOptions, progress: Progress | None):
+        super().__init__(options, progress)
+        self.settings = settings
+        self.data_dir = Path(tempfile.mkdtemp(prefix="cadenza-bench-"))
+        self.engine = None if options.external_engine else EngineProcess(settings, self.data_dir)
+        self.broker_pid = find_listener_pid(_port(settings.resolved_bootstrap_servers))
+
+    def snapshot(self) -> dict[str, ProcSample | None]:
+        return {
+            "engine": self.engine.sample() if self.engine else None,
+            "bench": sample_self(),
+            "broker": sample_pid(self.broker_pid) if self.broker_pid else None,
+        }
+
+    def pids(self) -> dict[str, int | None]:
+        return {"broker_pid": self.broker_pid}
+
+    def report(self) -> dict[str, Any]:
+        return {
+            **super().report(),
+            "namespace": self.settings.namespace,
+            "partitions": self.settings.partitions,
+            "engine_consumer_lag": engine_lag(self.settings),
+        }
 
 
 def _port(bootstrap: str) -> int:
@@ -314,33 +388,70 @@ def _name(event: dict[str, Any]) -> str:
     return str(event["attributes"][0]).rsplit(".", 1)[-1]
 
 
+@dataclasses.dataclass(frozen=True)
+class HistoryEvent:
+    """One event of a run's history as the figures need it, from Cadenza or Temporal."""
+
+    event_id: int
+    name: str
+    """The event type without prefix, e.g. ``ActivityTaskScheduled``."""
+    time_ms: float
+    """When the engine (or the Temporal server) recorded it."""
+    timer_ms: float | None = None
+    """``TimerStarted``: the timer's duration."""
+    started_event_id: int | None = None
+    """``TimerFired``: the event id of its ``TimerStarted``."""
+
+
+def _cadenza_event(event: dict[str, Any]) -> HistoryEvent:
+    name = _name(event)
+    attributes = event["attributes"][1]
+    return HistoryEvent(
+        event_id=event["event_id"],
+        name=name,
+        time_ms=event["event_time_ms"],
+        timer_ms=attributes["start_to_fire_timeout_ms"] if name == "TimerStarted" else None,
+        started_event_id=attributes["started_event_id"] if name == "TimerFired" else None,
+    )
+
+
 # -- workloads driven through the client ---------------------------------------------------
 
-Drive = Callable[[Client, str], Awaitable[None]]
+# The client is Cadenza's or temporalio's: the calls the workloads make are the same.
+Drive = Callable[[Any, str], Awaitable[None]]
 
 
-def _driver(options: BenchOptions) -> Drive:
-    async def one_activity(client: Client, wid: str) -> None:
-        got = await client.execute_workflow(w.EchoWorkflow.run, wid, id=wid, task_queue=_QUEUE)
+def driver(options: BenchOptions, w: ModuleType, task_queue: str) -> Drive:
+    """How one workflow of ``options.workload`` is run, with the workload classes of ``w``.
+
+    ``w`` is :mod:`cadenza.bench._workloads`, or the same source bound to temporalio.
+    """
+
+    async def one_activity(client: Any, wid: str) -> None:
+        got = await client.execute_workflow(w.EchoWorkflow.run, wid, id=wid, task_queue=task_queue)
         if got != wid:
             raise RuntimeError(f"wrong result {got!r}")
 
-    async def ten_steps(client: Client, wid: str) -> None:
-        await client.execute_workflow(w.TenStepsWorkflow.run, wid, id=wid, task_queue=_QUEUE)
+    async def ten_steps(client: Any, wid: str) -> None:
+        await client.execute_workflow(w.TenStepsWorkflow.run, wid, id=wid, task_queue=task_queue)
 
-    async def fan_out(client: Client, wid: str) -> None:
-        got = await client.execute_workflow(w.FanOutWorkflow.run, wid, id=wid, task_queue=_QUEUE)
+    async def fan_out(client: Any, wid: str) -> None:
+        got = await client.execute_workflow(
+            w.FanOutWorkflow.run, wid, id=wid, task_queue=task_queue
+        )
         if got != w.FAN_OUT:
             raise RuntimeError(f"gathered {got} results, not {w.FAN_OUT}")
 
-    async def signals(client: Client, wid: str) -> None:
-        handle = await client.start_workflow(w.SignalsWorkflow.run, id=wid, task_queue=_QUEUE)
+    async def signals(client: Any, wid: str) -> None:
+        handle = await client.start_workflow(w.SignalsWorkflow.run, id=wid, task_queue=task_queue)
         for _ in range(w.SIGNALS):
             await handle.signal(w.SignalsWorkflow.poke)
         await handle.result()
 
-    async def timers(client: Client, wid: str) -> None:
-        await client.execute_workflow(w.SleepWorkflow.run, options.sleep, id=wid, task_queue=_QUEUE)
+    async def timers(client: Any, wid: str) -> None:
+        await client.execute_workflow(
+            w.SleepWorkflow.run, options.sleep, id=wid, task_queue=task_queue
+        )
 
     return {
         "one-activity": one_activity,
@@ -373,7 +484,8 @@ async def _wait_ready(run: _Run, client: Client) -> None:
                 ) from exc
 
 
-async def _load(run: _Run, client: Client, drive: Drive) -> None:
+async def drive_load(run: LoadRun, client: Any, drive: Drive) -> None:
+    """Run the load of ``run.options`` through ``client``, recording ``run.samples``."""
     options = run.options
     loop = asyncio.get_running_loop()
     tasks: set[asyncio.Task[None]] = set()
@@ -390,7 +502,9 @@ async def _load(run: _Run, client: Client, drive: Drive) -> None:
     start = run.t0 + options.warmup
     end = start + options.duration
     run.window = (start, end)
-    recovery = asyncio.create_task(_recovery(run)) if options.workload == "recovery" else None
+    recovery = None
+    if isinstance(run, _Run) and options.workload == "recovery":
+        recovery = asyncio.create_task(_recovery(run))
     if options.rate is not None:
         i = 0
         while True:
@@ -477,63 +591,61 @@ async def _client_workload(run: _Run) -> dict[str, Any]:
             run.before = run.snapshot()
             progress = asyncio.create_task(run.show_progress())
             try:
-                await _load(run, client, _driver(options))
+                await drive_load(run, client, driver(options, w, _QUEUE))
             finally:
                 progress.cancel()
             report = run.report()
     finally:
         await client.close()
-    if options.workload in ("one-activity", "ten-steps", "timers"):
-        _history_figures(run, report)
+    if options.workload in HISTORY_WORKLOADS:
+        measured = run.measured_ok()
+        history = {
+            wid: [_cadenza_event(e) for e in events]
+            for wid, events in read_history(run.settings).items()
+            if wid in measured
+        }
+        report.update(history_figures(options.workload, history, report["latency_ms"]["p50"]))
     return report
 
 
-def _history_figures(run: _Run, report: dict[str, Any]) -> None:
-    start, _ = run.window
-    measured = {s.workflow_id for s in run.samples if s.scheduled >= start and not s.error}
-    history = read_history(run.settings)
+def history_figures(
+    workload: str, history: Mapping[str, Sequence[HistoryEvent]], latency_p50: float | None
+) -> dict[str, Any]:
+    """``event_gaps_ms_p50`` (where the time goes: the engine's time between consecutive
+    events of a run), and ``per_step_ms`` of ``ten-steps`` or ``timer_fire_lag_ms`` of
+    ``timers``, from the histories of the measured runs."""
     steps: list[float] = []
     lags: list[float] = []
     gaps: dict[str, list[float]] = {}
-    for wid, events in history.items():
-        if wid not in measured:
-            continue
+    for events in history.values():
         for a, b in itertools.pairwise(events):
-            gaps.setdefault(f"{_name(a)} -> {_name(b)}", []).append(
-                b["event_time_ms"] - a["event_time_ms"]
-            )
-        if run.options.workload == "one-activity":
-            continue
-        if run.options.workload == "ten-steps":
-            marks = [e["event_time_ms"] for e in events if _name(e) == "ActivityTaskScheduled"]
-            marks += [
-                e["event_time_ms"] for e in events if _name(e) == "WorkflowExecutionCompleted"
-            ]
+            gaps.setdefault(f"{a.name} -> {b.name}", []).append(b.time_ms - a.time_ms)
+        if workload == "ten-steps":
+            marks = [e.time_ms for e in events if e.name == "ActivityTaskScheduled"]
+            marks += [e.time_ms for e in events if e.name == "WorkflowExecutionCompleted"]
             steps += [b - a for a, b in itertools.pairwise(marks)]
-        else:
-            started = {e["event_id"]: e for e in events if _name(e) == "TimerStarted"}
+        elif workload == "timers":
+            started = {e.event_id: e for e in events if e.name == "TimerStarted"}
             for e in events:
-                if _name(e) == "TimerFired":
-                    origin = started.get(e["attributes"][1]["started_event_id"])
-                    if origin is not None:
-                        due = (
-                            origin["event_time_ms"]
-                            + origin["attributes"][1]["start_to_fire_timeout_ms"]
-                        )
-                        lags.append(e["event_time_ms"] - due)
-    # Where the time goes: engine time between consecutive events of a run.
-    report["event_gaps_ms_p50"] = {
-        k: percentile(v, 50) for k, v in sorted(gaps.items(), key=lambda kv: -len(kv[1]))[:20]
+                origin = started.get(e.started_event_id or 0) if e.name == "TimerFired" else None
+                if origin is not None:
+                    lags.append(e.time_ms - (origin.time_ms + (origin.timer_ms or 0.0)))
+    figures: dict[str, Any] = {
+        "event_gaps_ms_p50": {
+            k: _round(percentile(v, 50))
+            for k, v in sorted(gaps.items(), key=lambda kv: -len(kv[1]))[:20]
+        }
     }
-    if run.options.workload == "ten-steps":
-        p50 = report["latency_ms"]["p50"]
-        report["per_step_ms"] = {
+    if workload == "ten-steps":
+        per_step = None if latency_p50 is None else round(latency_p50 / w.STEPS, 2)
+        figures["per_step_ms"] = {
             **_summary(steps),
             "steps": len(steps),
-            "latency_p50_over_steps": None if p50 is None else round(p50 / w.STEPS, 2),
+            "latency_p50_over_steps": per_step,
         }
-    elif run.options.workload == "timers":
-        report["timer_fire_lag_ms"] = {**_summary(lags), "timers": len(lags)}
+    elif workload == "timers":
+        figures["timer_fire_lag_ms"] = {**_summary(lags), "timers": len(lags)}
+    return figures
 
 
 # -- workloads without a client ------------------------------------------------------------
@@ -602,9 +714,7 @@ def _ingest(run: _Run, count: int) -> dict[str, Any]:
     wall = accepted / (last[0] - launched) if last[0] > launched else 0.0
     if steady == 0.0:
         steady = wall  # everything was taken before the second look
-    now_sample = run.snapshot()
-    procs = run.processes_json(now_sample)
-    procs.pop("broker_pid")
+    procs = run.processes_json(run.snapshot())
     return {
         "workload": run.options.workload,
         "mode": "batch",
@@ -617,7 +727,7 @@ def _ingest(run: _Run, count: int) -> dict[str, Any]:
         "completed": accepted,
         "failed": count - accepted,
         "latency_ms": {"p50": None, "p95": None, "p99": None, "max": None},
-        "processes": run.processes_json(now_sample),
+        "processes": {**procs, **run.pids()},
         "cpu_seconds": {k: (v or {}).get("cpu_seconds") for k, v in procs.items()},
         "peak_rss_mib": {k: (v or {}).get("peak_rss_mib") for k, v in procs.items()},
         "engine_consumer_lag": engine_lag(run.settings),
@@ -664,13 +774,16 @@ def run_bench(
 
     Creates the namespace's topics, starts the engine as its own process (unless
     ``options.external_engine``), runs the worker and the load in this process,
-    and stops what it started.
+    and stops what it started. With ``options.temporal`` the same workload runs
+    with temporalio against a Temporal server instead (``settings`` is not used).
     """
     if options.workload not in WORKLOADS:
         raise ValueError(f"unknown workload {options.workload!r}: one of {', '.join(WORKLOADS)}")
     batch = options.workload in ("ingest", "replay")
     if not batch and (options.rate is None) == (options.concurrency is None):
         raise ValueError("give exactly one of rate (open loop) or concurrency (closed loop)")
+    if options.temporal is not None:
+        return _run_on_temporal(options, options.temporal, progress)
     TopicAdmin(settings).create(task_queues=[_QUEUE])
     run = _Run(settings, options, progress)
     try:
@@ -684,3 +797,23 @@ def run_bench(
     finally:
         if run.engine is not None:
             run.engine.stop()
+
+
+def _run_on_temporal(
+    options: BenchOptions, target: TemporalTarget, progress: Progress | None
+) -> dict[str, Any]:
+    if options.workload not in TEMPORAL_WORKLOADS:
+        raise ValueError(
+            f"{options.workload!r} measures Cadenza's own engine and has no Temporal "
+            f"counterpart; on Temporal: {', '.join(TEMPORAL_WORKLOADS)}"
+        )
+    try:
+        from . import _temporal
+    except ModuleNotFoundError as exc:
+        if exc.name is None or exc.name.split(".")[0] != "temporalio":
+            raise
+        raise RuntimeError(
+            "running on Temporal needs temporalio and the Temporal CLI: "
+            "pip install 'cadenza[bench]'"
+        ) from exc
+    return _temporal.run_on_temporal(options, target, progress)

@@ -3,7 +3,9 @@
 Only ``activity.defn``, ``workflow.defn``, ``workflow.run``, ``workflow.signal``,
 ``workflow.execute_activity``, ``workflow.sleep`` and ``workflow.wait_condition``
 are used, so swapping the ``cadenza`` imports for ``temporalio`` runs the same
-definitions against a Temporal server.
+definitions against a Temporal server: ``_temporal.py`` compiles this file again
+with that one swap, so ``from cadenza import activity, workflow`` must stay the
+only import from Cadenza here.
 """
 
 from __future__ import annotations

@@ -4,8 +4,11 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import subprocess
 import sys
+import tempfile
 import uuid
+from pathlib import Path
 from typing import Any
 
 import click
@@ -30,10 +33,11 @@ def _fmt(value: Any, unit: str = "") -> str:
     return f"{value}{unit}"
 
 
-def _table(report: dict[str, Any]) -> str:
+def _rows(report: dict[str, Any]) -> list[tuple[str, str]]:
     lat = report["latency_ms"]
     rows = [
         ("workload", report["workload"]),
+        ("target", report.get("target", "cadenza")),
         ("mode", report["mode"]),
         ("offered rate", _fmt(report["offered_rate"], " /s")),
         ("achieved rate", _fmt(report["achieved_rate"], " /s")),
@@ -64,16 +68,29 @@ def _table(report: dict[str, Any]) -> str:
             )
         )
     for name, proc in report["processes"].items():
-        if name != "broker_pid" and proc is not None:
+        if not name.endswith("_pid") and proc is not None:
             rows.append(
                 (
                     f"{name} cpu / peak rss",
                     f"{proc['cpu_seconds']:.1f} s / {proc['peak_rss_mib']:.0f} MiB",
                 )
             )
-    rows.append(("engine consumer lag", _fmt(report["engine_consumer_lag"])))
-    width = max(len(r[0]) for r in rows)
-    return "\n".join(f"  {k.ljust(width)}  {v}" for k, v in rows)
+    if "engine_consumer_lag" in report:
+        rows.append(("engine consumer lag", _fmt(report["engine_consumer_lag"])))
+    return rows
+
+
+def _table(*reports: dict[str, Any]) -> str:
+    """One column per report; a row one report lacks shows ``-``."""
+    columns = [dict(_rows(report)) for report in reports]
+    labels = list(dict.fromkeys(label for column in columns for label in column))
+    cells = [[label, *(column.get(label, "-") for column in columns)] for label in labels]
+    widths = [max(len(row[i]) for row in cells) for i in range(len(cells[0]))]
+    return "\n".join(
+        "  "
+        + "  ".join(cell.ljust(width) for cell, width in zip(row, widths, strict=True)).rstrip()
+        for row in cells
+    )
 
 
 @click.command()
@@ -94,6 +111,32 @@ def _table(report: dict[str, Any]) -> str:
     show_default=True,
     help="Start the engine as a process of its own, or use one already running.",
 )
+@click.option(
+    "--target",
+    type=click.Choice(["cadenza", "temporal"]),
+    default="cadenza",
+    show_default=True,
+    help="Run on Cadenza, or the same workload with temporalio on a Temporal server "
+    "(needs pip install 'cadenza[bench]').",
+)
+@click.option(
+    "--temporal-address",
+    default=None,
+    metavar="HOST:PORT",
+    help="Temporal server to use [default: start `temporal server start-dev` for the run].",
+)
+@click.option(
+    "--temporal-db",
+    default=None,
+    metavar="FILE",
+    help="The dev server started for the run keeps its state in this SQLite file "
+    "[default: in memory].",
+)
+@click.option(
+    "--compare",
+    is_flag=True,
+    help="Run on Cadenza, then on Temporal, each in a process of its own, and print both.",
+)
 @click.option("--json", "json_path", default=None, help="Write the report to this file.")
 def bench(
     workload: str,
@@ -107,16 +150,35 @@ def bench(
     sleep: float,
     kill_at: float | None,
     engine: str,
+    target: str,
+    temporal_address: str | None,
+    temporal_db: str | None,
+    compare: bool,
     json_path: str | None,
 ) -> None:
     """Run WORKLOAD (one-activity, ten-steps, fan-out, signals, timers, ingest, replay,
     recovery) in a fresh namespace and print what it measured."""
-    from cadenza.bench import WORKLOADS, BenchOptions, run_bench
+    from cadenza.bench import TEMPORAL_WORKLOADS, WORKLOADS, BenchOptions, TemporalTarget, run_bench
 
     if workload not in WORKLOADS:
         fail(f"unknown workload {workload!r}: one of {', '.join(WORKLOADS)}")
     if workload not in ("ingest", "replay") and (rate is None) == (concurrency is None):
         raise click.UsageError("give exactly one of --rate (open loop) or --concurrency")
+    on_temporal = compare or target == "temporal"
+    if compare and target != "cadenza":
+        raise click.UsageError("--compare runs both targets: leave out --target")
+    if (temporal_address or temporal_db) and not on_temporal:
+        raise click.UsageError("--temporal-address/--temporal-db need --target temporal")
+    if temporal_address and temporal_db:
+        raise click.UsageError("--temporal-db is for the dev server the run starts, not an address")
+    if on_temporal and workload not in TEMPORAL_WORKLOADS:
+        fail(
+            f"{workload!r} measures Cadenza's own engine and has no Temporal counterpart; "
+            f"on Temporal: {', '.join(TEMPORAL_WORKLOADS)}"
+        )
+    if compare:
+        _compare(settings, json_path)
+        return
     if engine == "subprocess" and not _namespace_given():
         # A fresh namespace per run: no state of an earlier run can leak in.
         settings = dataclasses.replace(settings, namespace=f"bench{uuid.uuid4().hex[:8]}")
@@ -131,12 +193,21 @@ def bench(
         sleep=sleep,
         kill_at=kill_at,
         external_engine=engine == "external",
+        temporal=(
+            TemporalTarget(address=temporal_address, db_file=temporal_db)
+            if target == "temporal"
+            else None
+        ),
     )
-    click.echo(
-        f"bench {workload} in namespace {settings.namespace!r} on "
-        f"{settings.resolved_bootstrap_servers}",
-        err=True,
-    )
+    if options.temporal is not None:
+        where = temporal_address or "a Temporal dev server started for the run"
+        click.echo(f"bench {workload} with temporalio on {where}", err=True)
+    else:
+        click.echo(
+            f"bench {workload} in namespace {settings.namespace!r} on "
+            f"{settings.resolved_bootstrap_servers}",
+            err=True,
+        )
     try:
         report = run_bench(settings, options, progress=_progress)
     except (RuntimeError, ValueError) as exc:
@@ -158,3 +229,51 @@ def bench(
 def _namespace_given() -> bool:
     ctx = click.get_current_context()
     return ctx.params.get("namespace") is not None
+
+
+def _compare(settings: Settings, json_path: str | None) -> None:
+    """This command again, once per target, each in a fresh process (so neither inherits
+    the other's peak RSS or threads), back to back; then both reports side by side."""
+    params = click.get_current_context().params
+    shared = ["bench", params["workload"]]
+    for name in ("rate", "concurrency", "duration", "warmup", "drain", "sleep"):
+        if params[name] is not None:
+            shared += [f"--{name}", str(params[name])]
+    cadenza = [
+        "--target",
+        "cadenza",
+        "--engine",
+        params["engine"],
+        "--bootstrap-servers",
+        settings.resolved_bootstrap_servers,
+        "--partitions",
+        str(settings.partitions),
+    ]
+    if params.get("namespace") is not None:
+        cadenza += ["--namespace", settings.namespace]
+    temporal = ["--target", "temporal"]
+    if params["temporal_address"]:
+        temporal += ["--temporal-address", params["temporal_address"]]
+    if params["temporal_db"]:
+        temporal += ["--temporal-db", params["temporal_db"]]
+    reports: dict[str, dict[str, Any]] = {}
+    with tempfile.TemporaryDirectory(prefix="cadenza-bench-compare-") as tmp:
+        for name, extra in (("cadenza", cadenza), ("temporal", temporal)):
+            out = Path(tmp) / f"{name}.json"
+            argv = [sys.executable, "-m", "cadenza.cli", *shared, *extra, "--json", str(out)]
+            click.echo(f"-- {name}: cadenza {' '.join(argv[3:])}", err=True)
+            done = subprocess.run(argv, stdout=subprocess.PIPE, text=True, check=False)
+            if done.returncode != 0:
+                click.echo(done.stdout, nl=False)
+                fail(f"the {name} run failed (exit status {done.returncode})")
+            reports[name] = json.loads(out.read_text())
+    click.echo(_table(*reports.values()))
+    for name, report in reports.items():
+        if report["not_completed"]:
+            click.echo(f"  {name}: not completed ({report['failed']}):")
+            for item in report["not_completed"][:10]:
+                click.echo(f"    {item}")
+    if json_path:
+        with open(json_path, "w") as out_file:
+            json.dump(reports, out_file, indent=2)
+        click.echo(f"  reports written to {json_path}")
