@@ -62,6 +62,7 @@ STATE = "cadenza.state.WorkflowState"
 ENGINE_STORE = "engine-workflows"
 _TIMERS_PER_PASS = 1000
 _BUSY = 20
+_NO_TIMERS = 2**63 - 1
 _BUSY_WAIT_S = 0.02
 
 
@@ -81,6 +82,8 @@ class _Batch:
         self.pending: dict[tuple[str, str], list[Event]] = {}
         self.fired: list[bytes] = []
         self.next_offset: int | None = None
+        self.soonest_added: int | None = None
+        """The earliest due time this batch adds to the timer index."""
 
     # -- Context ------------------------------------------------------------------------------
 
@@ -184,6 +187,8 @@ class _Batch:
                 wb.delete(index_key(workflow_id, due))
             for due in new - old:
                 wb.put(index_key(workflow_id, due), b"")
+                if self.soonest_added is None or due.due_time_ms < self.soonest_added:
+                    self.soonest_added = due.due_time_ms
         return wb
 
 
@@ -217,6 +222,10 @@ class Engine:
         self.stores: dict[int, PartitionStore] = {}
         self.restored: dict[int, tuple[int, int]] = {}
         """Changelog records and history events each partition's restore read."""
+        self._soonest: dict[int, int] = {}
+        """Per partition, a time no later than its earliest timer (``_NO_TIMERS``: none);
+        a partition missing here is looked up in its store. Deletions only make the
+        true earliest later, so the bound stays safe without a scan on every step."""
         self._admin = TopicAdmin(settings)
         self._known_topics: set[str] = set()
         self._running = False
@@ -386,6 +395,7 @@ class Engine:
                 if last is not None:
                     marks[name] = last + 1
             self.stores[partition].write(wb, marks)
+            self._note_timers(partition, batch)
         return taken
 
     # -- commands -----------------------------------------------------------------------------
@@ -440,24 +450,36 @@ class Engine:
     # -- timers -------------------------------------------------------------------------------
 
     def _poll_timeout(self) -> float:
-        now = self.clock()
-        soonest = None
-        for store in self.stores.values():
-            keys = store.due(b"u", 1)
-            if keys:
-                due = parse_index_key(keys[0])[1].due_time_ms
-                soonest = due if soonest is None else min(soonest, due)
-        if soonest is None:
+        soonest = min((self._soonest_due(p) for p in self.stores), default=_NO_TIMERS)
+        if soonest == _NO_TIMERS:
             return 0.1
-        return max(0.0, min(0.1, (soonest - now) / 1000))
+        return max(0.0, min(0.1, (soonest - self.clock()) / 1000))
+
+    def _soonest_due(self, partition: int) -> int:
+        bound = self._soonest.get(partition)
+        if bound is None:
+            keys = self.stores[partition].due(b"u", 1)
+            bound = parse_index_key(keys[0])[1].due_time_ms if keys else _NO_TIMERS
+            self._soonest[partition] = bound
+        return bound
+
+    def _note_timers(self, partition: int, batch: _Batch) -> None:
+        if batch.fired:
+            self._soonest.pop(partition, None)  # looked up again when next needed
+        elif batch.soonest_added is not None and partition in self._soonest:
+            self._soonest[partition] = min(self._soonest[partition], batch.soonest_added)
 
     def _due_timers(self, now: int) -> dict[int, list[bytes]]:
         end = due_prefix_end(now)
         due = {}
         for partition, store in self.stores.items():
+            if self._soonest_due(partition) > now:
+                continue
             keys = store.due(end, _TIMERS_PER_PASS)
             if keys:
                 due[partition] = keys
+            else:
+                self._soonest.pop(partition, None)  # the bound was stale: look again
         return due
 
     def _fire(self, partition: int, workflow_id: str, entry: Due) -> None:
@@ -494,11 +516,13 @@ class Engine:
             store = PartitionStore(self.home / f"p{tp.partition:04d}")
             self._restore(tp.partition, store)
             self.stores[tp.partition] = store
+            self._soonest.pop(tp.partition, None)
         _log.info("assigned partitions %s", sorted(tp.partition for tp in partitions))
 
     def _on_revoke(self, consumer: Consumer, partitions: list[TopicPartition]) -> None:
         for tp in partitions:
             store = self.stores.pop(tp.partition, None)
+            self._soonest.pop(tp.partition, None)
             if store is not None:
                 store.close()
         _log.info("revoked partitions %s", sorted(tp.partition for tp in partitions))

@@ -94,7 +94,10 @@ def _task_completed(ctx: Context, command: dict[str, Any], body: dict[str, Any])
             "binary_checksum": body.get("binary_checksum", ""),
         },
     )
-    state["worker_seen_event_id"] = completed if body.get("sticky", True) else 0
+    # The worker has seen history up to the task's started event; the next sticky
+    # task starts at the event after it (this WorkflowTaskCompleted, or whatever
+    # arrived while the task was out), as a Temporal sticky poll does.
+    state["worker_seen_event_id"] = task["started_event_id"] if body.get("sticky", True) else 0
     for name, attrs in commands:
         _WORKFLOW_COMMANDS[name](ctx, state, attrs, completed)
         if name in _CLOSE_COMMANDS:

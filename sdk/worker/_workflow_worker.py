@@ -164,6 +164,8 @@ class WorkflowWorker:
         self._stopping = False
         # Instances whose code overran the deadlock timeout: their thread still runs them.
         self._abandoned: weakref.WeakSet[WorkflowInstance] = weakref.WeakSet()
+        self.sticky_cache_misses = 0
+        """Tasks answered ``STICKY_CACHE_MISS`` (each costs a resend with the whole history)."""
 
     @property
     def cache(self) -> WorkflowCache[WorkflowInstance]:
@@ -427,6 +429,7 @@ class WorkflowWorker:
             ) from None
 
     async def _sticky_cache_miss(self, task: Mapping[str, Any]) -> None:
+        self.sticky_cache_misses += 1
         _log.debug(
             "Workflow %s run %s is not cached: asking for the whole history",
             task["workflow_id"],

@@ -120,12 +120,44 @@ def engine(settings: Settings, tmp_path: Path) -> Iterator[None]:
 def test_hello_activity(settings: Settings, engine: None) -> None:
     async def main() -> str:
         client = await Client.connect(settings=settings)
-        async with Worker(client, task_queue="e2e", workflows=[Hello], activities=[greet]):
+        async with Worker(
+            client, task_queue="e2e", workflows=[Hello], activities=[greet]
+        ) as worker:
             result = await client.execute_workflow(Hello.run, "Kafka", id="hello", task_queue="e2e")
+            # The second task carried only the new events and ran on the cached instance.
+            assert worker._workflow_worker is not None
+            assert worker._workflow_worker.sticky_cache_misses == 0
         await client.close()
         return result
 
     assert asyncio.run(asyncio.wait_for(main(), 60)) == "Hello, Kafka!"
+
+
+def test_a_burst_beyond_the_worker_capacity_completes(settings: Settings, engine: None) -> None:
+    # 30 workflows on a worker with 2 workflow-task and 2 activity slots: the task
+    # consumers hold what they fetched beyond the slots, pause once a capacity's worth
+    # is held, resume as slots free, and lose nothing on the way.
+    async def main() -> list[str]:
+        client = await Client.connect(settings=settings)
+        async with Worker(
+            client,
+            task_queue="burst",
+            workflows=[Hello],
+            activities=[greet],
+            max_concurrent_workflow_tasks=2,
+            max_concurrent_activities=2,
+        ) as worker:
+            handles = [
+                await client.start_workflow(Hello.run, f"n{i}", id=f"burst-{i}", task_queue="burst")
+                for i in range(30)
+            ]
+            results = list(await asyncio.gather(*(h.result() for h in handles)))
+            assert worker._workflow_worker is not None
+            assert worker._workflow_worker.sticky_cache_misses == 0
+        await client.close()
+        return results
+
+    assert asyncio.run(asyncio.wait_for(main(), 90)) == [f"Hello, n{i}!" for i in range(30)]
 
 
 def test_workflows_end_to_end(settings: Settings, engine: None) -> None:

@@ -46,8 +46,18 @@ def test_one_activity_workflow_runs_to_completion(settings: Settings, tmp_path: 
             run_id=run_id,
         )
         task2 = wire.workflow_task("wf-1", timeout=20)
-        # Sticky: only what the worker has not seen.
-        assert task2["history_from_event_id"] > 1
+        # Sticky: exactly what the worker has not seen, from the event after the
+        # first task's WorkflowTaskStarted (its WorkflowTaskCompleted) on.
+        assert task2["history_from_event_id"] == task["started_event_id"] + 1
+        kinds = [e["attributes"][0].rsplit(".", 1)[1] for e in task2["history"]]
+        assert kinds == [
+            "WorkflowTaskCompleted",
+            "ActivityTaskScheduled",
+            "ActivityTaskStarted",
+            "ActivityTaskCompleted",
+            "WorkflowTaskScheduled",
+            "WorkflowTaskStarted",
+        ]
         wire.send(
             "wf-1",
             complete_task(
