@@ -19,8 +19,9 @@ __all__ = ["EngineProcess"]
 class EngineProcess:
     """One engine subprocess on a data directory that outlives restarts (for ``recovery``)."""
 
-    def __init__(self, settings: Settings, data_dir: Path) -> None:
+    def __init__(self, settings: Settings, data_dir: Path, *, log_level: str = "WARNING") -> None:
         self._settings = settings
+        self._log_level = log_level
         self.data_dir = data_dir
         self.log_path = data_dir / "engine.log"
         self._proc: subprocess.Popen[bytes] | None = None
@@ -53,7 +54,7 @@ class EngineProcess:
                 "--data-dir",
                 str(self.data_dir),
                 "--log-level",
-                "WARNING",
+                self._log_level,
             ],
             env=env,
             stdout=log,
@@ -68,6 +69,13 @@ class EngineProcess:
             raise RuntimeError(
                 f"the engine exited with status {self._proc.returncode}:\n{self.log_tail()}"
             )
+
+    def log_size(self) -> int:
+        """Bytes in the engine's log so far."""
+        try:
+            return self.log_path.stat().st_size
+        except OSError:
+            return 0
 
     def log_tail(self, lines: int = 20) -> str:
         """The last lines the engine wrote."""

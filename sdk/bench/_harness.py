@@ -34,6 +34,7 @@ from cadenza.worker import Worker
 from . import _workloads as w
 from ._engine import EngineProcess
 from ._procs import ProcSample, find_listener_pid, sample_pid, sample_self
+from ._recovery import RecoveryClock, recovery_figures
 
 __all__ = [
     "HISTORY_WORKLOADS",
@@ -273,7 +274,17 @@ class _Run(LoadRun):
         super().__init__(options, progress)
         self.settings = settings
         self.data_dir = Path(tempfile.mkdtemp(prefix="cadenza-bench-"))
-        self.engine = None if options.external_engine else EngineProcess(settings, self.data_dir)
+        self.engine = (
+            None
+            if options.external_engine
+            else EngineProcess(
+                settings,
+                self.data_dir,
+                # The recovery timeline is read from the restarted engine's INFO lines.
+                log_level="INFO" if options.workload == "recovery" else "WARNING",
+            )
+        )
+        self.recovery: RecoveryClock | None = None
         self.broker_pid = find_listener_pid(_port(settings.resolved_bootstrap_servers))
 
     def snapshot(self) -> dict[str, ProcSample | None]:
@@ -539,7 +550,7 @@ async def drive_load(run: LoadRun, client: Any, drive: Drive) -> None:
 
 
 async def _recovery(run: _Run) -> None:
-    """Kill -9 the engine part-way through the load, restart it, time the first completion."""
+    """Kill -9 the engine part-way through the load and restart it on the same data dir."""
     engine = run.engine
     if engine is None:
         raise RuntimeError("recovery needs the engine started by the bench (not --engine external)")
@@ -551,23 +562,15 @@ async def _recovery(run: _Run) -> None:
     await asyncio.sleep(max(0.0, kill_at - loop.time()))
     engine.kill()
     killed = loop.time()
+    log_offset = engine.log_size()
     engine.start()
-    restarted = loop.time()
-    first: float | None = None
-    while first is None and loop.time() < end + run.options.drain:
-        await asyncio.sleep(0.02)
-        done = [
-            s.done for s in run.samples if s.done is not None and s.done > restarted and not s.error
-        ]
-        if done:
-            first = min(done)
-    run.extra["recovery"] = {
-        "killed_at_s": round(killed - start, 2),
-        "seconds_to_first_completion_after_restart": _round(
-            None if first is None else first - restarted
-        ),
-        "seconds_to_first_completion_after_kill": _round(None if first is None else first - killed),
-    }
+    run.recovery = RecoveryClock(
+        killed=killed,
+        restarted=loop.time(),
+        restarted_wall=time.time(),
+        log_offset=log_offset,
+        window_start=start,
+    )
 
 
 async def _client_workload(run: _Run) -> dict[str, Any]:
@@ -605,6 +608,11 @@ async def _client_workload(run: _Run) -> dict[str, Any]:
             if wid in measured
         }
         report.update(history_figures(options.workload, history, report["latency_ms"]["p50"]))
+    if run.recovery is not None and run.engine is not None:
+        done = [(s.workflow_id, s.done) for s in run.samples if s.done is not None and not s.error]
+        report["recovery"] = recovery_figures(
+            run.recovery, done, read_history(run.settings), run.engine.log_path
+        )
     return report
 
 

@@ -67,6 +67,9 @@ def _rows(report: dict[str, Any]) -> list[tuple[str, str]]:
                 _fmt(report["recovery"]["seconds_to_first_completion_after_restart"], " s"),
             )
         )
+        for key, seconds in report["recovery"].get("timeline_s", {}).items():
+            shown = "-" if seconds is None else f"{seconds:.2f} s"
+            rows.append((f"  restart -> {key.replace('_', ' ')}", shown))
     for name, proc in report["processes"].items():
         if not name.endswith("_pid") and proc is not None:
             rows.append(
