@@ -254,3 +254,33 @@ def test_restart_with_the_store_intact_resumes(settings: Settings, tmp_path: Pat
         # ... and caught up from where they were: nothing of the changelog read again.
         assert engine.restored and all(r == (0, 0) for r in engine.restored.values())
     wire.close()
+
+
+def test_an_empty_data_dir_restores_from_changelog_and_history(
+    settings: Settings, tmp_path: Path
+) -> None:
+    wire = Wire(settings, "q")
+    with running_engine(settings, str(tmp_path / "a")) as first:
+        run_id, task = _start(wire, "moved")
+        home = first.home
+    # A new machine with the old one's identity: the group hands it the partitions at
+    # once (static membership), with no store for any of them.
+    fresh = tmp_path / "b" / "engine" / settings.namespace
+    fresh.mkdir(parents=True)
+    (fresh / "instance-id").write_text((home / "instance-id").read_text())
+    with running_engine(settings, str(tmp_path / "b")) as engine:
+        wire.send(
+            "moved",
+            complete_task(
+                task, ("cadenza.command.CompleteWorkflowExecution", {"result": [PAYLOAD]})
+            ),
+            run_id=run_id,
+        )
+        request = wire.send("moved", ("cadenza.command.GetWorkflowResult", {}), reply=True)
+        assert wire.reply(request)["body"][1]["status"] == "COMPLETED"
+        restored = list(engine.restored.values())
+        assert len(restored) == settings.partitions
+        # Every partition was read in one pass; the run's own partition had its state
+        # and its first events (started, task scheduled, task started).
+        assert sum(c for c, _ in restored) >= 1 and sum(h for _, h in restored) >= 3
+    wire.close()
