@@ -260,6 +260,16 @@ class Settings:
             raise TypeError(f"unknown settings: {', '.join(sorted(overrides))}")
         return cls(**values)
 
+    def to_env(self) -> dict[str, str]:
+        """The environment variables that make :meth:`from_env` give these settings back
+        (for a child process); unset optional settings are left out."""
+        out = {}
+        for setting in SETTINGS:
+            value = getattr(self, setting.name)
+            if value is not None:
+                out[setting.env] = str(value)
+        return out
+
     @classmethod
     def defaults(cls) -> Settings:
         """Every setting at its default, ignoring the environment."""

@@ -98,6 +98,19 @@ def _set_exception(future: asyncio.Future[Any], exc: BaseException) -> None:
         future.set_exception(exc)
 
 
+_Delivery = tuple["asyncio.Future[None]", BaseException | None]
+
+
+def _settle(items: list[_Delivery]) -> None:
+    for future, error in items:
+        if future.done():
+            continue
+        if error is None:
+            future.set_result(None)
+        else:
+            future.set_exception(error)
+
+
 def _call_in_loop(future: asyncio.Future[Any], fn: Any, *args: Any) -> None:
     """Run ``fn(*args)`` in the future's event loop, from any thread."""
     try:
@@ -148,6 +161,8 @@ class Transport:
         self._replies_topic = replies_topic(settings)
         self._pending: dict[str, asyncio.Future[dict[str, Any]]] = {}
         self._pending_lock = threading.Lock()
+        # Acknowledged records' futures, filled by delivery callbacks (deque: thread-safe).
+        self._delivered: collections.deque[_Delivery] = collections.deque()
         self._closed = threading.Event()
         self._closing = False
         self._threads = [
@@ -283,13 +298,14 @@ class Transport:
         future: asyncio.Future[None] = asyncio.get_running_loop().create_future()
 
         def on_delivery(err: KafkaError | None, msg: Message) -> None:
-            if err is None:
-                _call_in_loop(future, _set_result, future, None)
-                return
-            error = DeliveryError(
-                f"Kafka did not accept a record for {topic}: {err.str()}", topic=topic, error=err
-            )
-            _call_in_loop(future, _set_exception, future, error)
+            error = None
+            if err is not None:
+                error = DeliveryError(
+                    f"Kafka did not accept a record for {topic}: {err.str()}",
+                    topic=topic,
+                    error=err,
+                )
+            self._delivered.append((future, error))
 
         extra: dict[str, Any] = {} if partition is None else {"partition": partition}
         while True:
@@ -461,6 +477,23 @@ class Transport:
                 self._producer.poll(_POLL_INTERVAL)
             except Exception:  # a delivery callback must never kill the thread
                 _log.exception("error while polling the producer")
+            self._settle_deliveries()
+
+    def _settle_deliveries(self) -> None:
+        """Resolve the futures of the records acknowledged since the last call: one
+        wake-up of each event loop per poll, not one per record."""
+        by_loop: dict[asyncio.AbstractEventLoop, list[_Delivery]] = {}
+        while True:
+            try:
+                item = self._delivered.popleft()
+            except IndexError:
+                break
+            by_loop.setdefault(item[0].get_loop(), []).append(item)
+        for loop, items in by_loop.items():
+            try:
+                loop.call_soon_threadsafe(_settle, items)
+            except RuntimeError:
+                pass  # the loop is closed: nobody is waiting any more
 
     def _read_replies(self) -> None:
         while not self._closed.is_set():
@@ -522,6 +555,7 @@ class Transport:
         self._closed.set()
         for thread in self._threads:
             thread.join()
+        self._settle_deliveries()  # what the flush acknowledged
         self._consumer.close()
         _close_producer(self._producer)
 

@@ -18,6 +18,9 @@ Answers are eventually consistent: a run appears once its events reach
 from __future__ import annotations
 
 import logging
+import os
+import signal
+import threading
 import time
 import uuid
 from pathlib import Path
@@ -252,6 +255,30 @@ def _rejected(code: str, message: str) -> tuple[str, dict[str, Any]]:
     return (_R + "CommandRejected", {"code": code, "message": message})
 
 
-def run_visibility(settings: Settings, *, data_dir: str | None = None) -> None:
-    """Run a visibility processor in the foreground."""
-    Visibility(settings, data_dir=data_dir).run()
+def run_visibility(
+    settings: Settings, *, data_dir: str | None = None, parent_pid: int | None = None
+) -> None:
+    """Run a visibility processor in the foreground until SIGTERM or SIGINT.
+
+    Args:
+        parent_pid: Also stop when this process is gone (the engine that started this
+            one as its child, even if it was killed with SIGKILL).
+    """
+    projection = Visibility(settings, data_dir=data_dir)
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        signal.signal(sig, lambda *_: projection.stop())
+    if parent_pid is not None:
+        threading.Thread(
+            target=_stop_without_parent,
+            args=(parent_pid, projection),
+            name="cadenza-parent-watch",
+            daemon=True,
+        ).start()
+    projection.run()
+
+
+def _stop_without_parent(parent_pid: int, projection: Visibility) -> None:
+    while os.getppid() == parent_pid:
+        time.sleep(0.5)
+    _log.info("parent process %d is gone: stopping", parent_pid)
+    projection.stop()

@@ -28,8 +28,8 @@ def processors() -> None:
 def run(settings: Settings, data_dir: str | None, log_level: str, visibility: bool) -> None:
     """Run an engine instance in the foreground (start several to share the partitions).
 
-    Beside it runs a visibility processor, which folds every partition of history
-    into its own store and answers list and count requests.
+    Beside it runs a visibility processor as a child process, which folds every
+    partition of history into its own store and answers list and count requests.
     """
     from cadenza.processors.engine import run_engine
 
@@ -37,3 +37,24 @@ def run(settings: Settings, data_dir: str | None, log_level: str, visibility: bo
         level=log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s"
     )
     run_engine(settings, data_dir=data_dir, visibility=visibility)
+
+
+@processors.command()
+@settings_options
+@click.option("--data-dir", default=None, help="RocksDB store [env CADENZA_DATA_DIR].")
+@click.option("--log-level", default="INFO", show_default=True)
+@click.option("--parent-pid", type=int, default=None, hidden=True)
+def visibility(
+    settings: Settings, data_dir: str | None, log_level: str, parent_pid: int | None
+) -> None:
+    """Run only the visibility processor (list_workflows, count_workflows).
+
+    `cadenza processors run` starts one beside each engine; run this instead with
+    `--no-visibility` there to place and scale the projection on its own.
+    """
+    from cadenza.processors.visibility import run_visibility
+
+    logging.basicConfig(
+        level=log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s"
+    )
+    run_visibility(settings, data_dir=data_dir, parent_pid=parent_pid)

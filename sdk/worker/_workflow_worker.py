@@ -21,6 +21,7 @@ from __future__ import annotations
 import asyncio
 import concurrent.futures
 import logging
+import time
 import weakref
 from collections import OrderedDict, deque
 from collections.abc import Callable, Mapping, Sequence
@@ -396,26 +397,28 @@ class WorkflowWorker:
     async def _in_thread(self, fn: Callable[[], T], events: int, instance: WorkflowInstance) -> T:
         """Run workflow code in the executor; past the deadlock timeout, give up on it."""
         loop = asyncio.get_running_loop()
-        started = asyncio.Event()
+        began: list[float] = []
 
         def call() -> T:
-            loop.call_soon_threadsafe(started.set)
+            began.append(time.monotonic())
             return fn()
 
         future = loop.run_in_executor(self._executor, call)
         if self._debug_mode:
             return await future
-        # The clock starts when a thread takes the work, not while it queues for one.
-        starting: asyncio.Future[Any] = loop.create_task(started.wait())
-        waiting: set[asyncio.Future[Any]] = {starting, future}
-        try:
-            await asyncio.wait(waiting, return_when=asyncio.FIRST_COMPLETED)
-        finally:
-            starting.cancel()
+        # The clock starts when a thread takes the work, not while it queues for one
+        # (the thread notes the time itself: no extra wake-up of the loop per task).
         timeout = DEADLOCK_TIMEOUT_SECONDS + events * _REPLAY_ALLOWANCE_SECONDS
-        try:
-            return await asyncio.wait_for(asyncio.shield(future), timeout)
-        except TimeoutError:
+        remaining = timeout
+        while True:
+            try:
+                return await asyncio.wait_for(asyncio.shield(future), remaining)
+            except TimeoutError:
+                if not began:
+                    continue  # still waiting for a thread
+                remaining = began[0] + timeout - time.monotonic()
+                if remaining > 0:
+                    continue
             # The thread cannot be stopped; the instance is abandoned to it.
             self._abandoned.add(instance)
             self._cache.drop(instance.run_id)
