@@ -20,7 +20,7 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-from rocksdict import Options, Rdict, WriteBatch
+from rocksdict import Options, Rdict, WriteBatch, WriteOptions
 
 from cadenza import schemas
 
@@ -47,12 +47,28 @@ def history_key(workflow_id: str, run_id: str, event_id: int) -> bytes:
 class PartitionStore:
     """RocksDB store of one ``commands`` partition."""
 
-    def __init__(self, path: Path) -> None:
+    def __init__(self, path: Path, *, wal: bool = True) -> None:
+        """Open (or create) the store at ``path``.
+
+        Args:
+            wal: log writes ahead. Without the log a crash loses what was not
+                flushed yet, so only a store that is thrown away after a crash
+                (one being rebuilt) goes without; :meth:`flush` it when done.
+        """
         path.mkdir(parents=True, exist_ok=True)
         options = Options(raw_mode=True)
         options.create_if_missing(True)
         self.path = path
         self._db = Rdict(str(path), options=options)
+        if not wal:
+            write_options = WriteOptions()
+            # A property at run time, though rocksdict's stubs say a method.
+            write_options.disable_wal = True  # type: ignore[method-assign,assignment]
+            self._db.set_write_options(write_options)
+
+    def flush(self) -> None:
+        """Write what is in memory to disk (what a store without a log needs before it is used)."""
+        self._db.flush(True)
 
     def close(self) -> None:
         self._db.close()
