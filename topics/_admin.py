@@ -326,6 +326,44 @@ class TopicAdmin:
         _log.info("created %d topics, %d existed", len(created), len(existed))
         return CreateResult(created=tuple(created), existed=tuple(existed))
 
+    def namespace_topic_names(self) -> list[str]:
+        """Every topic of the namespace that exists on the cluster, sorted."""
+        try:
+            metadata = self._admin.list_topics(timeout=self._timeout)
+        except KafkaException as exc:
+            raise self._translate(exc, "list topics") from None
+        return sorted(t for t in metadata.topics if identify(self._settings, t) is not None)
+
+    def delete_namespace(self) -> list[str]:
+        """Delete every topic of the namespace (catalog, task queues, changelogs).
+
+        For throw-away namespaces (benchmarks, tests): each partition costs the
+        broker open files, and a one-node broker runs out of them after some
+        thousands of forgotten namespaces. Returns the names deleted.
+
+        Raises:
+            TopicAdminError: the cluster cannot be reached or refused a deletion.
+        """
+        names = self.namespace_topic_names()
+        if not names:
+            return []
+        futures = self._admin.delete_topics(names, operation_timeout=self._timeout)
+        for name in names:
+            self._result(
+                futures[name],
+                f"delete topic {name}",
+                tolerate=KafkaError.UNKNOWN_TOPIC_OR_PART,
+            )
+        with self._known_lock:
+            self._known.difference_update(names)
+        # DeleteTopics returns before every broker's metadata forgets the topics:
+        # wait, so that a create right after does not find them "existing".
+        deadline = time.monotonic() + self._timeout
+        while set(names) & set(self.namespace_topic_names()) and time.monotonic() < deadline:
+            time.sleep(0.1)
+        _log.info("deleted %d topics of namespace %s", len(names), self._settings.namespace)
+        return names
+
     def _wait_until_visible(self, names: Sequence[str]) -> None:
         # CreateTopics returns when the controller has the topic; the broker a producer
         # asks may learn of it a moment later. Poll until each partition has a leader.

@@ -28,7 +28,13 @@ from confluent_kafka import Consumer, KafkaError, Producer, TopicPartition
 from cadenza import schemas
 from cadenza._settings import Settings
 from cadenza.client import Client
-from cadenza.topics import TopicAdmin, commands_topic, consumer_group, history_topic
+from cadenza.topics import (
+    TopicAdmin,
+    TopicAdminError,
+    commands_topic,
+    consumer_group,
+    history_topic,
+)
 from cadenza.worker import Worker
 
 from . import _workloads as w
@@ -118,6 +124,8 @@ class BenchOptions:
     """Use an engine already running on the namespace instead of starting one."""
     kill_at: float | None = None
     """``recovery``: seconds into the measured load to kill the engine (default: half)."""
+    keep_topics: bool = False
+    """Leave the namespace's topics behind (by default a run deletes the topics it created)."""
     temporal: TemporalTarget | None = None
     """Run on Temporal instead (one of :data:`TEMPORAL_WORKLOADS`); ``None``: on Cadenza."""
 
@@ -792,7 +800,11 @@ def run_bench(
         raise ValueError("give exactly one of rate (open loop) or concurrency (closed loop)")
     if options.temporal is not None:
         return _run_on_temporal(options, options.temporal, progress)
-    TopicAdmin(settings).create(task_queues=[_QUEUE])
+    admin = TopicAdmin(settings)
+    created = admin.create(task_queues=[_QUEUE]).created
+    # A namespace this run made is deleted after it: each run leaves ~130 partitions,
+    # and a one-node broker runs out of open files after some thousands of them.
+    owned = commands_topic(settings) in created and not options.keep_topics
     run = _Run(settings, options, progress)
     try:
         if options.workload == "ingest":
@@ -805,6 +817,19 @@ def run_bench(
     finally:
         if run.engine is not None:
             run.engine.stop()
+        if owned:
+            _delete_topics(admin, progress)
+
+
+def _delete_topics(admin: TopicAdmin, progress: Progress | None) -> None:
+    try:
+        deleted = admin.delete_namespace()
+    except TopicAdminError as exc:
+        if progress is not None:
+            progress(f"could not delete the bench's topics ({exc}): `cadenza topics delete`")
+        return
+    if progress is not None:
+        progress(f"deleted the run's {len(deleted)} topics (--keep-topics keeps them)")
 
 
 def _run_on_temporal(

@@ -140,6 +140,11 @@ def _table(*reports: dict[str, Any]) -> str:
     is_flag=True,
     help="Run on Cadenza, then on Temporal, each in a process of its own, and print both.",
 )
+@click.option(
+    "--keep-topics",
+    is_flag=True,
+    help="Keep the topics of a namespace the run created (deleted after the run by default).",
+)
 @click.option("--json", "json_path", default=None, help="Write the report to this file.")
 def bench(
     workload: str,
@@ -157,6 +162,7 @@ def bench(
     temporal_address: str | None,
     temporal_db: str | None,
     compare: bool,
+    keep_topics: bool,
     json_path: str | None,
 ) -> None:
     """Run WORKLOAD (one-activity, ten-steps, fan-out, signals, timers, ingest, replay,
@@ -196,6 +202,7 @@ def bench(
         sleep=sleep,
         kill_at=kill_at,
         external_engine=engine == "external",
+        keep_topics=keep_topics,
         temporal=(
             TemporalTarget(address=temporal_address, db_file=temporal_db)
             if target == "temporal"

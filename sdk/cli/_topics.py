@@ -87,6 +87,33 @@ def create(settings: Settings, task_queues: tuple[str, ...], timeout: float) -> 
 
 @topics.command()
 @settings_options
+@_timeout_option
+@click.option("--yes", is_flag=True, help="Do delete (without it, only list what would go).")
+def delete(settings: Settings, timeout: float, yes: bool) -> None:
+    """Delete every topic of the namespace: its workflows and history are gone for good.
+
+    Meant for throw-away namespaces (benchmarks, experiments). Without --yes it
+    lists the topics and deletes nothing.
+    """
+    with _errors():
+        admin = TopicAdmin(settings, timeout=timeout)
+        if not yes:
+            existing = admin.namespace_topic_names()
+            for name in existing:
+                click.echo(f"  would delete {name}")
+            click.echo(
+                f"{_plural(len(existing), 'topic')} of namespace {settings.namespace!r}; "
+                "run again with --yes to delete them"
+            )
+            return
+        deleted = admin.delete_namespace()
+    for name in deleted:
+        click.echo(f"  deleted {name}")
+    click.echo(f"deleted {_plural(len(deleted), 'topic')} of namespace {settings.namespace!r}")
+
+
+@topics.command()
+@settings_options
 @_task_queue_option
 @_timeout_option
 def verify(settings: Settings, task_queues: tuple[str, ...], timeout: float) -> None:

@@ -194,6 +194,29 @@ def test_cli_create_verify_describe(settings: Settings, kafka_admin: AdminClient
     assert "Error: 8 differences from the catalog" in drifted.output
 
 
+def test_cli_delete_lists_first_then_deletes_only_its_namespace(
+    settings: Settings, kafka_admin: AdminClient
+) -> None:
+    common = ["--bootstrap-servers", settings.resolved_bootstrap_servers, "--partitions", "4"]
+    other = f"{settings.namespace}-other"
+    runner = CliRunner()
+    for namespace in (settings.namespace, other):
+        made = runner.invoke(topics, ["create", "--namespace", namespace, *common, "-q", "orders"])
+        assert made.exit_code == 0, made.output
+
+    dry = runner.invoke(topics, ["delete", "--namespace", settings.namespace, *common])
+    assert dry.exit_code == 0, dry.output
+    assert f"11 topics of namespace {settings.namespace!r}; run again with --yes" in dry.output
+    assert commands_topic(settings) in kafka_admin.list_topics(timeout=10).topics
+
+    gone = runner.invoke(topics, ["delete", "--namespace", settings.namespace, *common, "--yes"])
+    assert gone.exit_code == 0, gone.output
+    assert f"deleted 11 topics of namespace {settings.namespace!r}" in gone.output
+    left = set(kafka_admin.list_topics(timeout=10).topics)
+    assert not any(t.startswith(f"{settings.namespace}.") for t in left)
+    assert f"{other}.commands" in left  # a namespace sharing the prefix is untouched
+
+
 def test_cli_entry_point_in_a_subprocess(settings: Settings, kafka_admin: AdminClient) -> None:
     env = dict(os.environ, CADENZA_BOOTSTRAP_SERVERS=settings.resolved_bootstrap_servers)
     args = ["topics", "create", "--namespace", settings.namespace, "--partitions", "4"]
