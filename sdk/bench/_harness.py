@@ -54,6 +54,7 @@ __all__ = [
     "drive_load",
     "driver",
     "history_figures",
+    "not_on_temporal",
     "percentile",
     "run_bench",
 ]
@@ -67,17 +68,21 @@ WORKLOADS = (
     "ingest",
     "replay",
     "recovery",
+    "cached",
 )
 """Every workload ``cadenza bench`` knows."""
 
 TEMPORAL_WORKLOADS = ("one-activity", "ten-steps", "fan-out", "signals", "timers")
 """The workloads that also run on Temporal: the others time Cadenza's own engine
-(``ingest``, ``replay``) or kill it (``recovery``)."""
+(``ingest``, ``replay``), kill it (``recovery``) or weigh its worker's cache
+(``cached``: Temporal's lives in its Rust core)."""
 
 HISTORY_WORKLOADS = ("one-activity", "ten-steps", "timers")
 """Workloads whose report adds figures read from the runs' histories."""
 
 _QUEUE = "bench"
+_BATCH_COUNT = 20_000
+"""``count`` of ``ingest`` and ``replay`` when not given."""
 _READY_TIMEOUT = 90.0
 
 Progress = Callable[[str], None]
@@ -116,8 +121,9 @@ class BenchOptions:
     """Seconds of load before measuring (not counted)."""
     drain: float = 30.0
     """Seconds to wait after the load for workflows still in flight."""
-    count: int = 20_000
-    """``ingest``: start commands produced; ``replay``: starts whose history is rebuilt."""
+    count: int | None = None
+    """``ingest``: start commands produced; ``replay``: starts whose history is rebuilt
+    (default 20,000 for both); ``cached``: runs kept in the worker's cache (default 10,000)."""
     sleep: float = 2.0
     """``timers``: seconds each workflow sleeps."""
     external_engine: bool = False
@@ -276,7 +282,7 @@ class LoadRun:
 class _Run(LoadRun):
     """A run on Cadenza: its namespace, engine and the broker."""
 
-    fresh = ("engine",)
+    fresh: tuple[str, ...] = ("engine",)
 
     def __init__(self, settings: Settings, options: BenchOptions, progress: Progress | None):
         super().__init__(options, progress)
@@ -751,12 +757,12 @@ def _ingest(run: _Run, count: int) -> dict[str, Any]:
     }
 
 
-def _replay(run: _Run) -> dict[str, Any]:
+def _replay(run: _Run, count: int) -> dict[str, Any]:
     """Ingest ``count`` starts (at least as many history events), then rebuild from history."""
     from cadenza.processors.engine import rebuild
 
     # A start without a worker writes at least one event (WorkflowExecutionStarted).
-    starts = max(1, run.options.count)
+    starts = max(1, count)
     report = _ingest(run, starts)
     if run.engine is not None:
         run.engine.stop()
@@ -796,6 +802,7 @@ def run_bench(
     if options.workload not in WORKLOADS:
         raise ValueError(f"unknown workload {options.workload!r}: one of {', '.join(WORKLOADS)}")
     batch = options.workload in ("ingest", "replay")
+    count = options.count if options.count is not None else _BATCH_COUNT
     if not batch and (options.rate is None) == (options.concurrency is None):
         raise ValueError("give exactly one of rate (open loop) or concurrency (closed loop)")
     if options.temporal is not None:
@@ -805,12 +812,20 @@ def run_bench(
     # A namespace this run made is deleted after it: each run leaves ~130 partitions,
     # and a one-node broker runs out of open files after some thousands of them.
     owned = commands_topic(settings) in created and not options.keep_topics
+    if options.workload == "cached":
+        from ._cached import run_cached
+
+        try:
+            return run_cached(settings, options, progress)
+        finally:
+            if owned:
+                _delete_topics(admin, progress)
     run = _Run(settings, options, progress)
     try:
         if options.workload == "ingest":
-            return _ingest(run, options.count)
+            return _ingest(run, count)
         if options.workload == "replay":
-            return _replay(run)
+            return _replay(run, count)
         if run.engine is not None:
             run.engine.start()
         return asyncio.run(_client_workload(run))
@@ -832,14 +847,23 @@ def _delete_topics(admin: TopicAdmin, progress: Progress | None) -> None:
         progress(f"deleted the run's {len(deleted)} topics (--keep-topics keeps them)")
 
 
+def not_on_temporal(workload: str) -> str:
+    """Why ``workload`` does not run on Temporal (it is not in :data:`TEMPORAL_WORKLOADS`)."""
+    if workload == "cached":
+        why = (
+            "'cached' weighs the Python worker's workflow cache; temporalio keeps its "
+            "cache in its Rust core, so the figure would not compare like for like"
+        )
+    else:
+        why = f"{workload!r} measures Cadenza's own engine and has no Temporal counterpart"
+    return f"{why}; on Temporal: {', '.join(TEMPORAL_WORKLOADS)}"
+
+
 def _run_on_temporal(
     options: BenchOptions, target: TemporalTarget, progress: Progress | None
 ) -> dict[str, Any]:
     if options.workload not in TEMPORAL_WORKLOADS:
-        raise ValueError(
-            f"{options.workload!r} measures Cadenza's own engine and has no Temporal "
-            f"counterpart; on Temporal: {', '.join(TEMPORAL_WORKLOADS)}"
-        )
+        raise ValueError(not_on_temporal(options.workload))
     try:
         from . import _temporal
     except ModuleNotFoundError as exc:

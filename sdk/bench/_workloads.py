@@ -19,6 +19,7 @@ __all__ = [
     "FAN_OUT",
     "SIGNALS",
     "STEPS",
+    "CachedWorkflow",
     "EchoWorkflow",
     "FanOutWorkflow",
     "SignalsWorkflow",
@@ -103,3 +104,24 @@ class SleepWorkflow:
     async def run(self, seconds: float) -> float:
         await workflow.sleep(seconds)
         return seconds
+
+
+@workflow.defn
+class CachedWorkflow:
+    """``cached``: runs its first workflow task, then waits for ``finish``.
+
+    Between the two the run stays in the worker's cache: what ``cached`` measures
+    is the memory such a waiting run costs the worker.
+    """
+
+    def __init__(self) -> None:
+        self.finished = False
+
+    @workflow.run
+    async def run(self, value: str) -> str:
+        await workflow.wait_condition(lambda: self.finished)
+        return value
+
+    @workflow.signal
+    def finish(self) -> None:
+        self.finished = True

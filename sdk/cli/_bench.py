@@ -60,6 +60,17 @@ def _rows(report: dict[str, Any]) -> list[tuple[str, str]]:
     for key in ("starts_accepted_per_second", "events_per_second"):
         if key in report:
             rows.append((key.replace("_", " "), _fmt(report[key])))
+    if "worker_rss_mib" in report:
+        rss = report["worker_rss_mib"]
+        rows += [
+            ("cached workflows", _fmt(report["cached_workflows"])),
+            ("seconds to start and cache", _fmt(report["seconds_to_start_and_cache"], " s")),
+            (
+                "worker rss baseline / cached / peak",
+                " / ".join(_fmt(rss[k]) for k in ("baseline", "cached", "peak")) + " MiB",
+            ),
+            ("rss per cached workflow", _fmt(report["rss_per_workflow_kib"], " KiB")),
+        ]
     if "recovery" in report:
         rows.append(
             (
@@ -104,7 +115,12 @@ def _table(*reports: dict[str, Any]) -> str:
 @click.option("--duration", type=float, default=30.0, show_default=True, help="Measured seconds.")
 @click.option("--warmup", type=float, default=3.0, show_default=True, help="Unmeasured seconds.")
 @click.option("--drain", type=float, default=30.0, show_default=True, help="Wait for stragglers.")
-@click.option("--count", type=int, default=20_000, show_default=True, help="ingest/replay size.")
+@click.option(
+    "--count",
+    type=int,
+    default=None,
+    help="ingest/replay: starts [default: 20,000]; cached: runs kept cached [default: 10,000].",
+)
 @click.option("--sleep", type=float, default=2.0, show_default=True, help="timers: seconds.")
 @click.option("--kill-at", type=float, default=None, help="recovery: seconds into the load.")
 @click.option(
@@ -154,7 +170,7 @@ def bench(
     duration: float,
     warmup: float,
     drain: float,
-    count: int,
+    count: int | None,
     sleep: float,
     kill_at: float | None,
     engine: str,
@@ -166,8 +182,9 @@ def bench(
     json_path: str | None,
 ) -> None:
     """Run WORKLOAD (one-activity, ten-steps, fan-out, signals, timers, ingest, replay,
-    recovery) in a fresh namespace and print what it measured."""
+    recovery, cached) in a fresh namespace and print what it measured."""
     from cadenza.bench import TEMPORAL_WORKLOADS, WORKLOADS, BenchOptions, TemporalTarget, run_bench
+    from cadenza.bench._harness import not_on_temporal
 
     if workload not in WORKLOADS:
         fail(f"unknown workload {workload!r}: one of {', '.join(WORKLOADS)}")
@@ -181,10 +198,7 @@ def bench(
     if temporal_address and temporal_db:
         raise click.UsageError("--temporal-db is for the dev server the run starts, not an address")
     if on_temporal and workload not in TEMPORAL_WORKLOADS:
-        fail(
-            f"{workload!r} measures Cadenza's own engine and has no Temporal counterpart; "
-            f"on Temporal: {', '.join(TEMPORAL_WORKLOADS)}"
-        )
+        fail(not_on_temporal(workload))
     if compare:
         _compare(settings, json_path)
         return

@@ -32,6 +32,8 @@ _logger = logging.getLogger(__name__)
 class _Appliers(_State):
     """The appliers of input events."""
 
+    __slots__ = ()
+
     def _apply(self, event: h.HistoryEvent) -> None:
         applier = self._APPLIERS.get(h.event_kind(event))
         if applier is None:

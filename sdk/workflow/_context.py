@@ -123,6 +123,8 @@ class _Runtime(ABC):
     history, and every method that adds a command records it in order.
     """
 
+    __slots__ = ()
+
     @staticmethod
     def current() -> _Runtime:
         """The running workflow's runtime.

@@ -29,6 +29,8 @@ _logger = logging.getLogger(__name__)
 class _Inbound(_State):
     """Delivering signals and updates, and the handler registry."""
 
+    __slots__ = ()
+
     def _handler_args(
         self,
         defn: _SignalDefinition | _QueryDefinition | _UpdateDefinition,

@@ -124,6 +124,10 @@ class StaleInstanceError(RuntimeError):
     failed before): drop it and replay from the full history."""
 
 
+_START_FIELDS_KEPT = ("last_completion_result", "continued_failure")
+"""``WorkflowExecutionStarted`` attributes read after the first workflow task."""
+
+
 def _seed(run_id: str) -> int:
     return int.from_bytes(hashlib.sha256(run_id.encode()).digest()[:8], "big")
 
@@ -154,6 +158,8 @@ class WorkflowInstance(_Appliers, _Inbound, _Outbound, _Runtime):
             send_workflow_task_completed(result.commands)
     """
 
+    __slots__ = ()  # the attributes are ``_State``'s slots
+
     def __init__(
         self,
         definition: _Definition,
@@ -175,7 +181,7 @@ class WorkflowInstance(_Appliers, _Inbound, _Outbound, _Runtime):
         self._definition = definition
         self._workflow_id = workflow_id
         self._run_id = run_id
-        self._started_event = started_event
+        self._workflow_start_ms = int(started_event["event_time_ms"])
         self._start: Mapping[str, Any] = h.event_attributes(started_event)
         self._pc = payload_converter or PayloadConverter.default
         self._fc = failure_converter or FailureConverter.default
@@ -186,7 +192,9 @@ class WorkflowInstance(_Appliers, _Inbound, _Outbound, _Runtime):
         self._suggest_can_at = continue_as_new_suggested_events
         self._loop = _WorkflowEventLoop(self)  # type: ignore[abstract]
         _Runtime.set_on_loop(self._loop, self)
-        self._random = Random(_seed(run_id))
+        # Made on first use: a Mersenne Twister's state is 2.5 KB per cached run,
+        # and most workflows never ask for randomness.
+        self._random: Random | None = None
 
         self._object: Any = None
         self._main: asyncio.Task[None] | None = None
@@ -477,6 +485,10 @@ class WorkflowInstance(_Appliers, _Inbound, _Outbound, _Runtime):
             if self._cancel_requested:
                 self._main.cancel()
         self._loop.run_until_blocked(self._after_step)
+        if first:
+            # The code has taken its arguments: keep only what it may still ask of the
+            # start event, so that a cached run does not hold its input (of any size).
+            self._start = {k: self._start[k] for k in _START_FIELDS_KEPT if k in self._start}
         if self._loop.errors and self._task_failure is None:
             self._task_failure = self._loop.errors[0]
         self._loop.errors.clear()
@@ -541,9 +553,7 @@ class WorkflowInstance(_Appliers, _Inbound, _Outbound, _Runtime):
             task_timeout=_td(start.get("task_timeout_ms")) or timedelta(seconds=10),
             typed_search_attributes=self._search_typed,
             workflow_id=self._workflow_id,
-            workflow_start_time=datetime.fromtimestamp(
-                int(self._started_event["event_time_ms"]) / 1000, UTC
-            ),
+            workflow_start_time=datetime.fromtimestamp(self._workflow_start_ms / 1000, UTC),
             workflow_type=start["workflow_type"],
         )
 
@@ -702,6 +712,8 @@ class WorkflowInstance(_Appliers, _Inbound, _Outbound, _Runtime):
 
     def workflow_random(self) -> Random:
         """See :meth:`_Runtime.workflow_random`."""
+        if self._random is None:
+            self._random = Random(_seed(self._run_id))
         return self._random
 
     def workflow_is_replaying(self) -> bool:

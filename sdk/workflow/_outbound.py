@@ -27,6 +27,8 @@ from ._state import _ms, _State
 class _Outbound(_State):
     """Issuing (and cancelling) the commands that start work outside the workflow."""
 
+    __slots__ = ()
+
     # Timers (from the loop's call_later/call_at).
 
     def loop_start_timer(self, handle: DurableTimerHandle, delay: float) -> None:

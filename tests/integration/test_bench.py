@@ -97,3 +97,29 @@ def test_batch_workloads(kafka_settings: Settings, workload: str) -> None:
     else:
         assert report["events"] >= 300
         assert report["events_per_second"] > 0
+
+
+@pytest.mark.parametrize("options", [{"concurrency": 10}, {"rate": 50.0}])
+def test_cached(kafka_settings: Settings, options: dict[str, float]) -> None:
+    report = run_bench(
+        _settings(kafka_settings),
+        BenchOptions("cached", count=50, drain=60.0, **options),  # type: ignore[arg-type]
+    )
+    _check(report)
+    assert report["cached_workflows"] == 50
+    assert report["completed"] == 50 and report["failed"] == 0, report["not_completed"]
+    assert report["latency_ms"]["p50"] > 0
+    rss = report["worker_rss_mib"]
+    assert 0 < rss["baseline"] <= rss["peak"] and rss["cached"] > 0
+    assert report["rss_per_workflow_kib"] is not None
+    assert report["peak_rss_mib"]["worker"] > 0
+    assert report["processes"]["worker_pid"] is not None
+    assert report["engine_consumer_lag"] == 0
+
+
+def test_cached_is_not_run_on_temporal() -> None:
+    result = CliRunner().invoke(
+        cli, ["bench", "cached", "--concurrency", "1", "--target", "temporal"]
+    )
+    assert result.exit_code != 0
+    assert "Rust core" in result.output
