@@ -243,7 +243,7 @@ class Engine:
                 "enable.auto.commit": False,
                 "auto.offset.reset": "earliest",
                 "isolation.level": "read_committed",
-                "fetch.wait.max.ms": 5,
+                "fetch.wait.max.ms": 500,
                 # A killed instance's partitions move after 6 s (the broker's minimum),
                 # not Kafka's default 45 s.
                 "session.timeout.ms": 6000,
@@ -260,6 +260,12 @@ class Engine:
                 "transactional.id": f"{settings.namespace}.engine.{instance}",
                 "transaction.timeout.ms": 10_000,
                 "linger.ms": 1,
+                # Right after a commit the coordinator is still writing the previous
+                # transaction's markers and answers the next AddOffsetsToTxn with
+                # CONCURRENT_TRANSACTIONS; librdkafka's default 100 ms backoff before
+                # retrying stalled one engine step in ten by 100+ ms.
+                "retry.backoff.ms": 2,
+                "retry.backoff.max.ms": 100,
             }
         )
 

@@ -91,7 +91,7 @@ class Visibility:
                 "enable.auto.offset.store": False,
                 "isolation.level": "read_committed",
                 "auto.offset.reset": "earliest",
-                "fetch.wait.max.ms": 20,
+                "fetch.wait.max.ms": 500,
             }
         )
         self.request_consumer = Consumer(
@@ -102,7 +102,7 @@ class Visibility:
                 "enable.auto.commit": True,
                 "session.timeout.ms": 6000,
                 "heartbeat.interval.ms": 1000,
-                "fetch.wait.max.ms": 20,
+                "fetch.wait.max.ms": 500,
                 "client.id": f"cadenza-visibility-{uuid.uuid4().hex[:8]}",
             }
         )
