@@ -36,15 +36,28 @@ class Malformed(ValueError):
     """Bytes that cannot be a body of the schema (bad index, length, varint)."""
 
 
+_LONGS: dict[int, bytes] = {}
+"""Recently written longs and their varints: the same timestamps and ids recur
+within a batch (every event of an engine step carries its time)."""
+
+
 def _write_long(out: bytearray, n: int) -> None:
     # The slow path; generated code handles 0 <= n < 64 inline.
-    if not _LONG_MIN <= n <= _LONG_MAX:
-        raise OverflowError(f"{n!r} does not fit in an Avro long")
-    n = (n << 1) ^ (n >> 63)
-    while n > 0x7F:
-        out.append((n & 0x7F) | 0x80)
-        n >>= 7
-    out.append(n)
+    encoded = _LONGS.get(n) if type(n) is int else None  # 5.0 == 5, but is not a long
+    if encoded is None:
+        if not _LONG_MIN <= n <= _LONG_MAX:
+            raise OverflowError(f"{n!r} does not fit in an Avro long")
+        z = (n << 1) ^ (n >> 63)
+        buf = bytearray()
+        while z > 0x7F:
+            buf.append((z & 0x7F) | 0x80)
+            z >>= 7
+        buf.append(z)
+        encoded = bytes(buf)
+        if len(_LONGS) >= 4096:
+            _LONGS.clear()
+        _LONGS[n] = encoded
+    out += encoded
 
 
 def _write_int(out: bytearray, n: int) -> None:
