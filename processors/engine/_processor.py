@@ -111,13 +111,16 @@ class _Batch:
         self.archived[key] = schemas.encode(STATE, state)
 
     def history(self, workflow_id: str, run_id: str, from_event_id: int) -> list[Event]:
+        pending = self.pending.get((workflow_id, run_id), [])
+        if pending and pending[0]["event_id"] <= from_event_id:
+            # Everything asked for is in this batch (a run started here, say): the
+            # store has none of it, so no iterator is opened.
+            return [e for e in pending if e["event_id"] >= from_event_id]
         events = [
             schemas.decode_as(raw, schemas.HISTORY_EVENT)
             for raw in self.store.history_bytes(workflow_id, run_id, from_event_id)
         ]
-        events.extend(
-            e for e in self.pending.get((workflow_id, run_id), ()) if e["event_id"] >= from_event_id
-        )
+        events.extend(e for e in pending if e["event_id"] >= from_event_id)
         return events
 
     def append(self, event: Event) -> None:
