@@ -28,6 +28,8 @@ from typing import Any
 
 from confluent_kafka import Consumer, KafkaError, KafkaException, Message, TopicPartition
 
+from .. import schemas
+from .._consume import consume_available
 from .._settings import Settings
 from ._offsets import OffsetTracker, Ticket
 
@@ -46,20 +48,6 @@ which would hold every task of a killed worker's partitions for that long."""
 HEARTBEAT_INTERVAL_MS = 1000
 """How often the consumer tells the group coordinator it is alive (librdkafka sends
 heartbeats from its own thread, so workflow code and activities never delay them)."""
-
-
-def _fetch(consumer: Consumer, timeout: float) -> list[Message]:
-    """What has arrived, or else the first record within ``timeout`` and what came with it.
-
-    (``consume(n, timeout)`` alone would wait the whole timeout for ``n`` records.)
-    """
-    messages = consumer.consume(_BATCH, 0)
-    if messages:
-        return messages
-    first = consumer.poll(timeout)
-    if first is None:
-        return []
-    return [first, *consumer.consume(_BATCH - 1, 0)]
 
 
 @dataclass(frozen=True)
@@ -155,6 +143,24 @@ class TaskConsumer:
         """Free the record's slot without committing it (it is read again after a restart)."""
         self._finished.put((ticket, False))
 
+    def decode(self, record: Record, schema: str) -> dict[str, Any] | None:
+        """The record's task decoded as ``schema``, or ``None``: an undecodable record
+        is logged and committed (it cannot become decodable by waiting)."""
+        try:
+            if record.value is None:
+                raise schemas.DecodeError("the record has no value")
+            return schemas.decode_as(record.value, schema)
+        except schemas.DecodeError as exc:
+            _log.error(
+                "Skipping an undecodable record at offset %d of %s[%d]: %s",
+                record.ticket.offset,
+                record.ticket.topic,
+                record.ticket.partition,
+                exc,
+            )
+            self.done(record.ticket)
+            return None
+
     def stop_fetching(self) -> None:
         """Hand out no more records; keep committing and serving the group until :meth:`close`."""
         self._fetching = False
@@ -185,7 +191,7 @@ class TaskConsumer:
                     self._wait_finished(_POLL_SECONDS)
                     messages = consumer.consume(_BATCH, 0)
                 else:
-                    messages = _fetch(consumer, _POLL_SECONDS)
+                    messages = consume_available(consumer, _BATCH, _POLL_SECONDS)
                 for msg in messages:
                     error = msg.error()
                     if error is not None:
