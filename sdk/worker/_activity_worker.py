@@ -407,19 +407,8 @@ class ActivityWorker:
         if self._stopping:
             consumer.abandon(record.ticket)
             return
-        try:
-            if record.value is None:
-                raise schemas.DecodeError("the record has no value")
-            task = schemas.decode_as(record.value, schemas.ACTIVITY_TASK)
-        except schemas.DecodeError as exc:
-            _log.error(
-                "Skipping an undecodable record at offset %d of %s[%d]: %s",
-                record.ticket.offset,
-                record.ticket.topic,
-                record.ticket.partition,
-                exc,
-            )
-            consumer.done(record.ticket)
+        task = consumer.decode(record, schemas.ACTIVITY_TASK)
+        if task is None:
             return
         handler = asyncio.get_running_loop().create_task(
             self._handle(record, task), name=f"cadenza activity {task['activity_id']}"

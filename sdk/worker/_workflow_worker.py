@@ -205,19 +205,8 @@ class WorkflowWorker:
         if self._stopping:
             consumer.abandon(record.ticket)
             return
-        try:
-            if record.value is None:
-                raise schemas.DecodeError("the record has no value")
-            task = schemas.decode_as(record.value, schemas.WORKFLOW_TASK)
-        except schemas.DecodeError as exc:
-            _log.error(
-                "Skipping an undecodable record at offset %d of %s[%d]: %s",
-                record.ticket.offset,
-                record.ticket.topic,
-                record.ticket.partition,
-                exc,
-            )
-            consumer.done(record.ticket)
+        task = consumer.decode(record, schemas.WORKFLOW_TASK)
+        if task is None:
             return
         workflow_id = str(task["workflow_id"])
         self._queues.setdefault(workflow_id, deque()).append((record, task))
