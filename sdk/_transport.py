@@ -103,12 +103,10 @@ _Delivery = tuple["asyncio.Future[None]", BaseException | None]
 
 def _settle(items: list[_Delivery]) -> None:
     for future, error in items:
-        if future.done():
-            continue
         if error is None:
-            future.set_result(None)
+            _set_result(future, None)
         else:
-            future.set_exception(error)
+            _set_exception(future, error)
 
 
 def _call_in_loop(future: asyncio.Future[Any], fn: Any, *args: Any) -> None:

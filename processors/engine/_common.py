@@ -135,6 +135,18 @@ def _running(ctx: Context, command: dict[str, Any]) -> State:
     return state
 
 
+def _running_or_none(ctx: Context, command: dict[str, Any]) -> State | None:
+    """The run a command targets if it is running, else ``None``: for the outcomes
+    workers and timers report, where a command about a closed or replaced run is
+    stale and dropped without a reply."""
+    state = ctx.state(command["workflow_id"])
+    if state is None or state["status"] != "RUNNING":
+        return None
+    if command.get("run_id") and command["run_id"] != state["run_id"]:
+        return None
+    return state
+
+
 _CHILD_POLICY_COMMANDS = {
     "TERMINATE": (_C + "TerminateWorkflow", {"reason": "the parent workflow closed"}),
     "REQUEST_CANCEL": (_C + "RequestCancelWorkflow", {"reason": "the parent workflow closed"}),

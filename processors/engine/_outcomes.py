@@ -12,6 +12,7 @@ from ._common import (
     _close,
     _dispatch_new_task,
     _reply,
+    _running_or_none,
     _send_activity_task,
     _timeout_failure,
     emit,
@@ -25,10 +26,8 @@ from ._runs import _close_run
 def _pending_attempt(
     ctx: Context, command: dict[str, Any], body: dict[str, Any]
 ) -> tuple[State, dict[str, Any]] | None:
-    state = ctx.state(command["workflow_id"])
-    if state is None or state["status"] != "RUNNING":
-        return None
-    if command.get("run_id") and command["run_id"] != state["run_id"]:
+    state = _running_or_none(ctx, command)
+    if state is None:
         return None
     activity = state["activities"].get(str(body["scheduled_event_id"]))
     if activity is None or activity["attempt"] != body["attempt"] or not activity["dispatched"]:
@@ -141,10 +140,8 @@ def _heartbeat(ctx: Context, command: dict[str, Any], body: dict[str, Any]) -> N
 def _notice_target(
     ctx: Context, command: dict[str, Any], pending: str, initiated: int
 ) -> tuple[State, dict[str, Any]] | None:
-    state = ctx.state(command["workflow_id"])
-    if state is None or state["status"] != "RUNNING":
-        return None
-    if command.get("run_id") and command["run_id"] != state["run_id"]:
+    state = _running_or_none(ctx, command)
+    if state is None:
         return None
     entry = state[pending].get(str(initiated))
     return None if entry is None else (state, entry)
@@ -287,10 +284,8 @@ def _timer_fired(ctx: Context, command: dict[str, Any], body: dict[str, Any]) ->
 
 
 def _timeout_fired(ctx: Context, command: dict[str, Any], body: dict[str, Any]) -> None:
-    state = ctx.state(command["workflow_id"])
-    if state is None or state["status"] != "RUNNING":
-        return
-    if command.get("run_id") and command["run_id"] != state["run_id"]:
+    state = _running_or_none(ctx, command)
+    if state is None:
         return
     kind, ref, attempt = body["kind"], body["ref_event_id"], body["attempt"]
     due = body["due_time_ms"]

@@ -17,6 +17,7 @@ from ._common import (
     _engine_failure,
     _log,
     _retry_task_later,
+    _running_or_none,
     _send_activity_task,
     _send_workflow_task,
     emit,
@@ -31,10 +32,8 @@ from ._runs import _close_run, _start_successor, _successor_run_id, _update_repl
 def _current_task(
     ctx: Context, command: dict[str, Any], body: dict[str, Any]
 ) -> tuple[State, dict[str, Any]] | None:
-    state = ctx.state(command["workflow_id"])
-    if state is None or state["status"] != "RUNNING":
-        return None
-    if command.get("run_id") and command["run_id"] != state["run_id"]:
+    state = _running_or_none(ctx, command)
+    if state is None:
         return None
     task = state["workflow_task"]
     if (
