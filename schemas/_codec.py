@@ -133,10 +133,12 @@ class Registry:
         for name in sorted(definitions):
             self._standalone[name] = standalone(name, definitions)
         records = {n: s for n, s in self._standalone.items() if s["type"] in ("record", "error")}
-        compiled = _compile(records)
+        headers = {name: MAGIC + fingerprint_of(schema) for name, schema in records.items()}
+        # Only envelopes (records that are a topic's values) are ever spliced.
+        compiled = _compile(records, {n: h for n, h in headers.items() if n in ENVELOPES})
         for name, schema_json in records.items():
             parsed = _parse(schema_json, name)
-            fp = fingerprint_of(schema_json)
+            fp = headers[name][len(MAGIC) :]
             if fp in self._readers:
                 other = self._readers[fp].name
                 raise SchemaError(f"{name} and {other} have the same fingerprint {fp.hex()}")
@@ -197,7 +199,11 @@ class Registry:
 
         Args:
             name: Full name, e.g. ``"cadenza.command.Command"``.
-            datum: The record as a dict; fields with a default may be left out.
+            datum: The record as a dict; fields with a default may be left out. An
+                item of an array of envelopes (:data:`ENVELOPES`) may be given
+                already encoded, as the ``bytes`` this method returned for it: its
+                body is copied as it is (a workflow task repeats the events just
+                encoded for ``history``).
 
         Returns:
             ``C3 01`` + fingerprint + Avro binary body.
@@ -217,9 +223,8 @@ class Registry:
                 schemaless_writer(buf, writer.parsed, datum)
                 out += buf.getbuffer()
         except Exception as exc:  # the writers raise many types; callers need one
-            raise EncodeError(
-                f"datum does not fit schema {name}: {_explain(writer.parsed, datum, exc)}"
-            ) from exc
+            detail = str(exc) if isinstance(exc, Malformed) else _explain(writer.parsed, datum, exc)
+            raise EncodeError(f"datum does not fit schema {name}: {detail}") from exc
         return bytes(out)
 
     def decode(self, data: bytes | bytearray | memoryview) -> tuple[str, dict[str, Any]]:
@@ -409,9 +414,11 @@ def _parse(schema_json: Mapping[str, Any], name: str) -> Any:
         raise SchemaError(f"schema {name} does not parse: {exc}") from exc
 
 
-def _compile(records: Mapping[str, Mapping[str, Any]]) -> dict[str, CompiledCodec]:
+def _compile(
+    records: Mapping[str, Mapping[str, Any]], headers: Mapping[str, bytes]
+) -> dict[str, CompiledCodec]:
     try:
-        return compile_codecs(records.values())
+        return compile_codecs(records.values(), headers)
     except Unsupported:
         pass
     # Some schema has a shape the compiler does not handle: compile the others
@@ -419,7 +426,7 @@ def _compile(records: Mapping[str, Mapping[str, Any]]) -> dict[str, CompiledCode
     compiled: dict[str, CompiledCodec] = {}
     for name, schema_json in records.items():
         try:
-            compiled[name] = compile_codecs([schema_json])[name]
+            compiled[name] = compile_codecs([schema_json], headers)[name]
         except Unsupported:
             continue
     return compiled

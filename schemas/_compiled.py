@@ -96,6 +96,13 @@ def _union_tuple_error(v: object, names: tuple[str, ...]) -> None:
     )
 
 
+def _encoded_error(v: bytes, name: str) -> None:
+    raise Malformed(
+        f"an already encoded {name} must be its single-object encoding with the current "
+        f"schema (header {v[:10].hex()} is another schema's or not one)"
+    )
+
+
 def _union_name_error(name: object, names: tuple[str, ...]) -> None:
     raise ValueError(f"union has no branch {name!r}; branches: {', '.join(names)}")
 
@@ -126,6 +133,7 @@ _HELPERS: dict[str, Any] = {
     "_null_err": _write_null_error,
     "_tuple_err": _union_tuple_error,
     "_name_err": _union_name_error,
+    "_enc_err": _encoded_error,
     "_bad": _malformed,
     "_bad_len": _bad_length,
     "_bad_count": _bad_count,
@@ -146,7 +154,10 @@ class CompiledCodec:
 
 
 class _Gen:
-    def __init__(self, roots: Iterable[Mapping[str, Any]]) -> None:
+    def __init__(
+        self, roots: Iterable[Mapping[str, Any]], headers: Mapping[str, bytes] | None = None
+    ) -> None:
+        self.headers = headers or {}
         self.named: dict[str, Mapping[str, Any]] = {}
         for root in roots:
             if root.get("type") not in ("record", "error"):
@@ -281,7 +292,22 @@ class _Gen:
         elif kind == "array":
             item = self.var("x")
             out += [f"{ind}if {v}:", f"{ind}    _wl(o, len({v}))", f"{ind}    for {item} in {v}:"]
-            self.emit_write(node["items"], item, ind + "        ", out)
+            items = self.resolve(node["items"])
+            header = self.headers.get(items["name"]) if self.kind(items) == "record" else None
+            if header is None:
+                self.emit_write(node["items"], item, ind + "        ", out)
+            else:
+                # An item already encoded (single-object bytes of the current schema)
+                # is spliced in: the engine sends events it has just encoded for
+                # `history` again inside a workflow task.
+                hdr, name, cut = self.const(header), self.const(items["name"]), len(header)
+                out += [
+                    f"{ind}        if {item}.__class__ is bytes:",
+                    f"{ind}            if {item}[:{cut}] != {hdr}: _enc_err({item}, {name})",
+                    f"{ind}            o += {item}[{cut}:]",
+                    f"{ind}        else:",
+                ]
+                self.emit_write(node["items"], item, ind + "            ", out)
             out.append(f"{ind}ap(0)")
         elif kind == "map":
             key, val, kb = self.var("k"), self.var("x"), self.var("s")
@@ -534,7 +560,9 @@ def _varint(n: int) -> bytes:
     return bytes(out)
 
 
-def compile_codecs(schemas: Iterable[Mapping[str, Any]]) -> dict[str, CompiledCodec]:
+def compile_codecs(
+    schemas: Iterable[Mapping[str, Any]], headers: Mapping[str, bytes] | None = None
+) -> dict[str, CompiledCodec]:
     """Compile standalone record schemas into writers and readers.
 
     All are compiled together, so a type they share is compiled once.
@@ -542,6 +570,10 @@ def compile_codecs(schemas: Iterable[Mapping[str, Any]]) -> dict[str, CompiledCo
     Args:
         schemas: Self-contained record schemas whose named types carry full names
             and agree wherever they share a name.
+        headers: Record full name -> its single-object header (``C3 01`` and the
+            fingerprint), for the records that may come already encoded: an array
+            of them also takes items as ``bytes`` with that header, and writes
+            their bodies as they are.
 
     Returns:
         Full name -> generated functions, for every record in ``schemas``
@@ -550,4 +582,4 @@ def compile_codecs(schemas: Iterable[Mapping[str, Any]]) -> dict[str, CompiledCo
     Raises:
         Unsupported: A schema uses a shape the compiler does not handle.
     """
-    return _Gen(schemas).build()
+    return _Gen(schemas, headers).build()

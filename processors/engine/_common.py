@@ -44,6 +44,11 @@ class Context(Protocol):
 
     def history(self, workflow_id: str, run_id: str, from_event_id: int) -> list[Event]: ...
 
+    def task_history(self, workflow_id: str, run_id: str, from_event_id: int) -> list[Any]:
+        """The same events for a workflow task's ``history``, each an event or its
+        encoding (which the task's writer splices in)."""
+        ...
+
     def append(self, event: Event) -> None: ...
 
     def workflow_task(self, task: dict[str, Any]) -> None: ...
@@ -226,7 +231,7 @@ def _send_workflow_task(ctx: Context, state: State, *, full: bool = False) -> No
             "attempt": task["attempt"],
             "started_event_id": task["started_event_id"],
             "history_from_event_id": from_id,
-            "history": ctx.history(state["workflow_id"], state["run_id"], from_id),
+            "history": ctx.task_history(state["workflow_id"], state["run_id"], from_id),
             "next_event_id": state["next_event_id"],
             "query": None,
             "updates": [

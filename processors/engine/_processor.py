@@ -65,6 +65,8 @@ _TIMERS_PER_PASS = 1000
 _BUSY = 20
 _NO_TIMERS = 2**63 - 1
 _BUSY_WAIT_S = 0.02
+_EVENT_HEADER = schemas.MAGIC + schemas.fingerprint(schemas.HISTORY_EVENT)
+_HEADER_LEN = len(_EVENT_HEADER)
 
 
 class _Batch:
@@ -80,6 +82,8 @@ class _Batch:
         self.dirty: set[str] = set()
         self.archived: dict[bytes, bytes] = {}
         self.events: list[Event] = []
+        self._encoded: dict[int, bytes] = {}
+        """id() of an event in ``events`` -> its encoding (they live as long as the batch)."""
         self.pending: dict[tuple[str, str], list[Event]] = {}
         self.fired: list[bytes] = []
         self.next_offset: int | None = None
@@ -124,9 +128,32 @@ class _Batch:
         events.extend(e for e in pending if e["event_id"] >= from_event_id)
         return events
 
+    def task_history(self, workflow_id: str, run_id: str, from_event_id: int) -> list[Any]:
+        """:meth:`history` for a workflow task: events as the encoded bytes that the
+        task's writer splices in (the store's, or those ``history`` gets this batch),
+        so no event is encoded twice and none read from the store is decoded."""
+        pending = self.pending.get((workflow_id, run_id), [])
+        out: list[Any] = []
+        if not (pending and pending[0]["event_id"] <= from_event_id):
+            for raw in self.store.history_bytes(workflow_id, run_id, from_event_id):
+                if raw[:_HEADER_LEN] != _EVENT_HEADER:  # written with an older schema
+                    raw = schemas.encode(
+                        schemas.HISTORY_EVENT, schemas.decode_as(raw, schemas.HISTORY_EVENT)
+                    )
+                out.append(raw)
+        out.extend(self.encoded(e) for e in pending if e["event_id"] >= from_event_id)
+        return out
+
     def append(self, event: Event) -> None:
         self.events.append(event)
         self.pending.setdefault((event["workflow_id"], event["run_id"]), []).append(event)
+
+    def encoded(self, event: Event) -> bytes:
+        """An event of this batch, encoded once for both ``history`` and a task."""
+        raw = self._encoded.get(id(event))
+        if raw is None:
+            raw = self._encoded[id(event)] = schemas.encode(schemas.HISTORY_EVENT, event)
+        return raw
 
     def workflow_task(self, task: dict[str, Any]) -> None:
         topic = self.engine.task_topic(workflow_tasks_topic, task["task_queue"])
@@ -174,7 +201,7 @@ class _Batch:
             wb.delete(key)
         last = len(self.events) - 1
         for i, event in enumerate(self.events):
-            value = schemas.encode(schemas.HISTORY_EVENT, event)
+            value = self.encoded(event)
             wb.put(history_key(event["workflow_id"], event["run_id"], event["event_id"]), value)
             engine.produce(
                 engine.history, event["workflow_id"].encode(), value, partition=p, track=i == last

@@ -356,7 +356,7 @@ def _query(ctx: Context, command: dict[str, Any], body: dict[str, Any]) -> None:
             "attempt": 1,
             "started_event_id": 0,
             "history_from_event_id": 1,
-            "history": ctx.history(state["workflow_id"], state["run_id"], 1),
+            "history": ctx.task_history(state["workflow_id"], state["run_id"], 1),
             "next_event_id": state["next_event_id"],
             "query": {
                 "query_id": body["query_id"],

@@ -312,11 +312,22 @@ class _Run(LoadRun):
         return {"broker_pid": self.broker_pid}
 
     def report(self) -> dict[str, Any]:
+        report = super().report()
+        extra: dict[str, Any] = {}
+        if self.engine is not None:
+            # The engine and the namespace are fresh: every committed command is this run's.
+            commands = committed_commands(self.settings)
+            cpu = (report["processes"].get("engine") or {}).get("cpu_seconds")
+            extra["engine_commands"] = commands
+            extra["engine_cpu_us_per_command"] = (
+                round(cpu / commands * 1e6, 1) if cpu is not None and commands else None
+            )
         return {
-            **super().report(),
+            **report,
             "namespace": self.settings.namespace,
             "partitions": self.settings.partitions,
             "engine_consumer_lag": engine_lag(self.settings),
+            **extra,
         }
 
 

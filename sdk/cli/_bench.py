@@ -91,6 +91,13 @@ def _rows(report: dict[str, Any]) -> list[tuple[str, str]]:
             )
     if "engine_consumer_lag" in report:
         rows.append(("engine consumer lag", _fmt(report["engine_consumer_lag"])))
+    if report.get("engine_commands"):
+        rows.append(
+            (
+                "engine commands / cpu per command",
+                f"{report['engine_commands']} / {_fmt(report['engine_cpu_us_per_command'])} us",
+            )
+        )
     return rows
 
 

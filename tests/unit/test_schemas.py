@@ -760,6 +760,59 @@ def test_encode_of_an_unknown_schema() -> None:
         schemas.encode("cadenza.command.Nope", {})
 
 
+def _task_with(history: list[Any]) -> dict[str, Any]:
+    return {
+        "workflow_id": "w",
+        "run_id": "r",
+        "workflow_type": "T",
+        "task_queue": "q",
+        "scheduled_event_id": 2,
+        "attempt": 1,
+        "started_event_id": 3,
+        "history_from_event_id": 2,
+        "history": history,
+        "next_event_id": 4,
+        "scheduled_time_ms": 1,
+    }
+
+
+def test_already_encoded_events_are_spliced_into_a_task() -> None:
+    events = [
+        {
+            "event_id": 2,
+            "event_time_ms": 1_700_000_000_000,
+            "workflow_id": "w",
+            "run_id": "r",
+            "attributes": (
+                "cadenza.history.WorkflowTaskScheduled",
+                {"task_queue": "q", "start_to_close_timeout_ms": 10_000, "attempt": 1},
+            ),
+        },
+        {
+            "event_id": 3,
+            "event_time_ms": 1_700_000_000_001,
+            "workflow_id": "w",
+            "run_id": "r",
+            "attributes": ("cadenza.history.WorkflowTaskStarted", {"scheduled_event_id": 2}),
+        },
+    ]
+    plain = schemas.encode(WORKFLOW_TASK, _task_with(events))
+    encoded = [schemas.encode(HISTORY_EVENT, e) for e in events]
+    assert schemas.encode(WORKFLOW_TASK, _task_with(encoded)) == plain
+    assert schemas.encode(WORKFLOW_TASK, _task_with([encoded[0], events[1]])) == plain
+    assert schemas.decode_as(plain, WORKFLOW_TASK)["history"] == [
+        schemas.decode_as(raw, HISTORY_EVENT) for raw in encoded
+    ]
+
+
+def test_a_spliced_item_of_another_schema_is_refused() -> None:
+    command = schemas.encode(COMMAND, _command())
+    with pytest.raises(EncodeError, match="already encoded cadenza.history.HistoryEvent"):
+        schemas.encode(WORKFLOW_TASK, _task_with([command]))
+    with pytest.raises(EncodeError, match="already encoded cadenza.history.HistoryEvent"):
+        schemas.encode(WORKFLOW_TASK, _task_with([b"not avro at all"]))
+
+
 # --------------------------------------------------------------------------- fingerprints
 
 
