@@ -179,10 +179,15 @@ def test_kill_9_and_restart_the_only_engine(settings: Settings, tmp_path: Path) 
         time.sleep(2)
         for i in range(WORKFLOWS):
             wire.send(f"solo-{i}", start_body("Chaos", "chaos"))
-        drain(0.5)
+        # Kill it at the first completion: mid-run (a fixed wait let a fast engine
+        # finish them all first).
+        first = time.monotonic() + 30
+        while not completed and time.monotonic() < first:
+            drain(0.01)
         engine.send_signal(signal.SIGKILL)
         engine.wait()
         before = len(completed)
+        assert before < WORKFLOWS, "every workflow completed before the kill"
         engine = _engine(settings, tmp_path / "solo")  # same data dir, same transactional id
         restarted = time.monotonic()
         first_after = None
@@ -199,5 +204,6 @@ def test_kill_9_and_restart_the_only_engine(settings: Settings, tmp_path: Path) 
             engine.wait(30)
     assert {f"solo-{i}" for i in range(WORKFLOWS)} == set(completed)
     assert set(completed.values()) == {1}
+    assert first_after is not None
     print(f"first completion {first_after:.1f}s after the restart")
     wire.close()
