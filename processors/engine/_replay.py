@@ -35,7 +35,7 @@ from multiprocessing.context import ForkProcess
 from pathlib import Path
 from typing import Any
 
-from confluent_kafka import Consumer, KafkaError, TopicPartition
+from confluent_kafka import OFFSET_END, Consumer, KafkaError, TopicPartition
 from rocksdict import WriteBatch
 
 from cadenza import schemas
@@ -222,9 +222,9 @@ def _rebuild_share(job: _Job, share: int, shares: int) -> dict[int, _Counts]:
     topic = history_topic(settings)
     changelog = changelog_topic(settings, "engine-workflows")
     partitions: dict[int, _Partition] = {}
-    # Opening a store is mostly waiting for the disk, without the GIL: threads
-    # open them while this one folds.
-    opener = ThreadPoolExecutor(2, thread_name_prefix="replay-open")
+    # Opening and flushing a store is mostly waiting for the disk, without the
+    # GIL: threads do it while this one folds.
+    disk = ThreadPoolExecutor(2, thread_name_prefix="replay-disk")
     try:
         metadata = consumer.list_topics(topic, timeout=10).topics[topic]
         if metadata.error is not None:
@@ -232,24 +232,39 @@ def _rebuild_share(job: _Job, share: int, shares: int) -> dict[int, _Counts]:
                 f"cannot read {topic}: {metadata.error}; is the namespace right "
                 f"({settings.namespace!r})?"
             )
-        for partition in sorted(metadata.partitions)[share::shares]:
-            _, high = consumer.get_watermark_offsets(TopicPartition(topic, partition), 10)
-            _, changelog_end = consumer.get_watermark_offsets(
-                TopicPartition(changelog, partition), 10
-            )
+        mine = sorted(metadata.partitions)[share::shares]
+        ends = _ends(consumer, [TopicPartition(t, p) for t in (topic, changelog) for p in mine])
+        for partition in mine:
+            high, changelog_end = ends[topic, partition], ends[changelog, partition]
             end = high if job.until_offset is None else min(high, job.until_offset)
             # Without the write-ahead log: a rebuild that fails is started again
             # in an empty directory, and one that succeeds is flushed at the end.
-            store = opener.submit(PartitionStore, job.home / f"p{partition:04d}", wal=False)
+            store = disk.submit(PartitionStore, job.home / f"p{partition:04d}", wal=False)
             partitions[partition] = _Partition(store, end, changelog_end, _Fold(job.until_time_ms))
         _read(consumer, topic, partitions)
-        return {partition: p.finish() for partition, p in partitions.items()}
+        flushed = [p.finish(disk) for p in partitions.values()]
+        for flush in flushed:
+            flush.result()
+        return {partition: p.counts() for partition, p in partitions.items()}
     finally:
-        opener.shutdown()
+        disk.shutdown()
         for p in partitions.values():
             if p.opening.exception() is None:
                 p.opening.result().close()
         consumer.close()
+
+
+def _ends(consumer: Consumer, partitions: list[TopicPartition]) -> dict[tuple[str, int], int]:
+    """The end offset (of the committed records) of each partition, asked in one request."""
+    # The time -1 (OFFSET_END) asks for the latest offset, as in Kafka's
+    # ListOffsets; one request for all, where watermarks take one per partition.
+    asked = [TopicPartition(tp.topic, tp.partition, OFFSET_END) for tp in partitions]
+    ends = {}
+    for tp in consumer.offsets_for_times(asked, 10):
+        if tp.error is not None or tp.offset < 0:
+            raise RuntimeError(f"cannot find the end of {tp.topic} [{tp.partition}]: {tp.error}")
+        ends[tp.topic, tp.partition] = tp.offset
+    return ends
 
 
 def _read(consumer: Consumer, topic: str, partitions: dict[int, _Partition]) -> None:
@@ -307,8 +322,9 @@ class _Partition:
             self.opening.result().write(self._batch, None)
             self._batch, self._batched = None, 0
 
-    def finish(self) -> _Counts:
-        """Write the rest of history, then the states and the offsets they reflect."""
+    def finish(self, disk: ThreadPoolExecutor) -> Future[None]:
+        """Write the rest of history, then the states and the offsets they reflect;
+        flush the store in ``disk``'s threads while the next partition is finished."""
         self.put(self.fold.drain())
         store = self.opening.result()
         if self._batch is not None:
@@ -316,9 +332,10 @@ class _Partition:
         wb = new_batch()
         for key, value in self.fold.finish():
             wb.put(key, value)
-        offsets = {"history": self.fold.next_offset, "changelog": self.changelog_end}
-        store.write(wb, offsets)
-        store.flush()
+        store.write(wb, {"history": self.fold.next_offset, "changelog": self.changelog_end})
+        return disk.submit(store.flush)
+
+    def counts(self) -> _Counts:
         return _Counts(self.fold.events, self.fold.runs)
 
 
