@@ -160,17 +160,17 @@ def test_rebuilt_stores_equal_the_live_ones(settings: Settings, tmp_path: Path) 
 
     # `cadenza replay` has no other thread, so it rebuilds a share of the
     # partitions in each of its forked processes: the stores are the same.
-    forked = tmp_path / "forked"
+    forked, counts = tmp_path / "forked", tmp_path / "forked.json"
+    command = [sys.executable, "-m", "cadenza.cli", "replay", "--data-dir", str(forked)]
     done = subprocess.run(
-        [sys.executable, "-m", "cadenza.cli", "replay", "--data-dir", str(forked)]
-        + ["--json", str(tmp_path / "forked.json")],
+        [*command, "--json", str(counts)],
         env={**os.environ, **settings.to_env()},
         capture_output=True,
         text=True,
         timeout=120,
     )
     assert done.returncode == 0, done.stderr
-    assert json.loads((tmp_path / "forked.json").read_text())["runs"] == report.runs
+    assert json.loads(counts.read_text())["runs"] == report.runs
     assert _stores(forked / "engine" / settings.namespace) == b
     wire.close()
 
