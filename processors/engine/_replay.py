@@ -11,10 +11,11 @@ whether the last worker kept the run cached); a rebuilt run starts those
 afresh, so an activity waiting for a retry is sent again at once, and a client
 waiting for a result asks again. ``scheduling_fields`` lists them.
 
-Folding is pure Python, so it takes one CPU per process: partitions are shared
-between this process, which also reads Kafka and writes the stores, and helper
-processes forked for the purpose, which only fold (they touch neither Kafka
-nor RocksDB, whose threads a fork does not copy).
+Folding is pure Python, so it takes one CPU per process. Partitions are
+independent: a single-threaded caller (``cadenza replay``) forks a process per
+further CPU, and each process rebuilds a share of the partitions from end to
+end, with a Kafka consumer and stores of its own, so that only the counts
+cross between processes.
 """
 
 from __future__ import annotations
@@ -23,17 +24,18 @@ import dataclasses
 import gc
 import multiprocessing
 import os
-import queue
+import resource
 import threading
 import time
 from collections.abc import Callable, Iterator
 from concurrent.futures import Future, ThreadPoolExecutor
 from contextlib import contextmanager
-from multiprocessing.context import ForkContext, ForkProcess
+from multiprocessing.connection import Connection
+from multiprocessing.context import ForkProcess
 from pathlib import Path
 from typing import Any
 
-from confluent_kafka import Consumer, KafkaError, TopicPartition
+from confluent_kafka import OFFSET_END, Consumer, KafkaError, TopicPartition
 from rocksdict import WriteBatch
 
 from cadenza import schemas
@@ -53,10 +55,6 @@ _WRITE_EVERY = 5000
 # consume() waits for a full batch or this long, and a partition's last batch is
 # rarely full: keep it short (a 1 s wait per partition once made replay crawl).
 _WAIT_S = 0.01
-#: Batches a helper may have in hand before the reader waits for it.
-_AHEAD = 4
-#: How much folding the reading process takes on, next to a helper's.
-_READER_SHARE = 0.5
 
 #: Records to put in a store, in order.
 Writes = list[tuple[bytes, bytes]]
@@ -69,7 +67,10 @@ class RebuildReport:
     partitions: int = 0
     events: int = 0
     runs: int = 0
+    #: Wall time from the codec loaded to the stores flushed.
     seconds: float = 0.0
+    #: CPU time of the rebuild's processes (user and system, helpers included).
+    cpu_seconds: float = 0.0
 
     @property
     def events_per_second(self) -> float:
@@ -128,31 +129,84 @@ def rebuild(
         raise FileExistsError(
             f"{home} already holds engine stores: rebuild into an empty --data-dir"
         )
+    # The codec is loaded (and its code generated) once, here, for the forked
+    # processes too; like the interpreter's start, it is not part of the rebuild's time.
+    schemas.default_registry()
     report = RebuildReport()
-    started = time.monotonic()
-    schemas.default_registry()  # loaded once, here, for the helpers too
-    # The helpers are forked first, while this call has made no Kafka client and
-    # no store, and with the cycle collector off, so that nothing of this
-    # process's is finalized in them.
-    with _no_gc(), _helpers(settings.partitions, until_time_ms) as helpers:
-        folds = _rebuild(settings, home, until_offset, until_time_ms, helpers)
-    for partition, fold in sorted(folds.items()):
+    started, cpu = time.monotonic(), _cpu_seconds()
+    job = _Job(settings, home, until_offset, until_time_ms)
+    with _no_gc():
+        counts = _rebuild_in_shares(job, _shares(settings.partitions))
+    for partition, count in sorted(counts.items()):
         report.partitions += 1
-        report.events += fold.events
-        report.runs += fold.runs
-        progress(f"partition {partition}: {fold.events} events, {fold.runs} runs")
+        report.events += count.events
+        report.runs += count.runs
+        progress(f"partition {partition}: {count.events} events, {count.runs} runs")
     report.seconds = time.monotonic() - started
+    report.cpu_seconds = _cpu_seconds() - cpu
     return report
 
 
-def _rebuild(
-    settings: Settings,
-    home: Path,
-    until_offset: int | None,
-    until_time_ms: int | None,
-    helpers: list[_Helper],
-) -> dict[int, _Counts]:
-    """Read, fold and store every partition; what each one held."""
+@dataclasses.dataclass(frozen=True)
+class _Job:
+    """What to rebuild, the same for every process of a rebuild."""
+
+    settings: Settings
+    home: Path
+    until_offset: int | None
+    until_time_ms: int | None
+
+
+@dataclasses.dataclass
+class _Counts:
+    """What a partition's fold read."""
+
+    events: int
+    runs: int
+
+
+def _cpu_seconds() -> float:
+    """CPU time of this process and of the child processes it has waited for."""
+    total = 0.0
+    for who in (resource.RUSAGE_SELF, resource.RUSAGE_CHILDREN):
+        usage = resource.getrusage(who)
+        total += usage.ru_utime + usage.ru_stime
+    return total
+
+
+@contextmanager
+def _no_gc() -> Iterator[None]:
+    """Without the cycle collector, which folding's many new dicts (none in cycles) keep waking."""
+    enabled = gc.isenabled()
+    gc.disable()
+    try:
+        yield
+    finally:
+        if enabled:
+            gc.enable()
+
+
+def _rebuild_in_shares(job: _Job, shares: int) -> dict[int, _Counts]:
+    """Rebuild share 0 of the partitions here and the others in forked processes."""
+    helpers: list[_Helper] = []
+    try:
+        # Forked first, while this call has made no Kafka client and no store,
+        # and with the cycle collector off, so that nothing of this process's
+        # is finalized in them.
+        for share in range(1, shares):
+            helpers.append(_Helper(job, share, shares))
+        counts = _rebuild_share(job, 0, shares)
+        for helper in helpers:
+            counts.update(helper.result())
+        return counts
+    finally:
+        for helper in helpers:
+            helper.stop()
+
+
+def _rebuild_share(job: _Job, share: int, shares: int) -> dict[int, _Counts]:
+    """Read, fold and store every ``shares``-th partition from the ``share``-th; what each held."""
+    settings = job.settings
     consumer = Consumer(
         {
             **settings.kafka_config(),
@@ -168,9 +222,9 @@ def _rebuild(
     topic = history_topic(settings)
     changelog = changelog_topic(settings, "engine-workflows")
     partitions: dict[int, _Partition] = {}
-    # Opening a store is mostly file system work that lets go of the GIL: threads
-    # open them while this one folds.
-    opener = ThreadPoolExecutor(2, thread_name_prefix="replay-open")
+    # Opening and flushing a store is mostly waiting for the disk, without the
+    # GIL: threads do it while this one folds.
+    disk = ThreadPoolExecutor(2, thread_name_prefix="replay-disk")
     try:
         metadata = consumer.list_topics(topic, timeout=10).topics[topic]
         if metadata.error is not None:
@@ -178,65 +232,49 @@ def _rebuild(
                 f"cannot read {topic}: {metadata.error}; is the namespace right "
                 f"({settings.namespace!r})?"
             )
-        for partition in sorted(metadata.partitions):
-            _, high = consumer.get_watermark_offsets(TopicPartition(topic, partition), 10)
-            _, changelog_end = consumer.get_watermark_offsets(
-                TopicPartition(changelog, partition), 10
-            )
-            end = high if until_offset is None else min(high, until_offset)
+        mine = sorted(metadata.partitions)[share::shares]
+        ends = _ends(consumer, [TopicPartition(t, p) for t in (topic, changelog) for p in mine])
+        for partition in mine:
+            high, changelog_end = ends[topic, partition], ends[changelog, partition]
+            end = high if job.until_offset is None else min(high, job.until_offset)
             # Without the write-ahead log: a rebuild that fails is started again
             # in an empty directory, and one that succeeds is flushed at the end.
-            store = opener.submit(PartitionStore, home / f"p{partition:04d}", wal=False)
-            partitions[partition] = _Partition(store, end, changelog_end)
-        _share_out(partitions, helpers, until_time_ms)
-        _read(consumer, topic, partitions, helpers)
-        for helper in helpers:
-            helper.send(None)  # the helpers finish their folds while this process does
-        counts = {}
-        for partition, p in partitions.items():
-            if p.fold is not None:
-                p.put(p.fold.drain())
-                counts[partition] = p.fold.counts(p.fold.finish())
-                p.finish(counts[partition])
-        for helper in helpers:
-            counts.update(helper.finish(partitions))
-        for partition, p in partitions.items():
-            if p.fold is None:
-                # A partition may hold nothing but transaction markers.
-                p.finish(counts.setdefault(partition, _Counts(0, 0, 0, [])))
-        return counts
+            store = disk.submit(PartitionStore, job.home / f"p{partition:04d}", wal=False)
+            partitions[partition] = _Partition(store, end, changelog_end, _Fold(job.until_time_ms))
+        _read(consumer, topic, partitions)
+        flushed = [p.finish(disk) for p in partitions.values()]
+        for flush in flushed:
+            flush.result()
+        return {partition: p.counts() for partition, p in partitions.items()}
     finally:
-        opener.shutdown()
+        disk.shutdown()
         for p in partitions.values():
             if p.opening.exception() is None:
                 p.opening.result().close()
         consumer.close()
 
 
-@contextmanager
-def _no_gc() -> Iterator[None]:
-    """Without the cycle collector, which folding's many new dicts (none in cycles) keep waking."""
-    enabled = gc.isenabled()
-    gc.disable()
-    try:
-        yield
-    finally:
-        if enabled:
-            gc.enable()
+def _ends(consumer: Consumer, partitions: list[TopicPartition]) -> dict[tuple[str, int], int]:
+    """The end offset (of the committed records) of each partition, asked in one request."""
+    # The time -1 (OFFSET_END) asks for the latest offset, as in Kafka's
+    # ListOffsets; one request for all, where watermarks take one per partition.
+    asked = [TopicPartition(tp.topic, tp.partition, OFFSET_END) for tp in partitions]
+    ends = {}
+    for tp in consumer.offsets_for_times(asked, 10):
+        if tp.error is not None or tp.offset < 0:
+            raise RuntimeError(f"cannot find the end of {tp.topic} [{tp.partition}]: {tp.error}")
+        ends[tp.topic, tp.partition] = tp.offset
+    return ends
 
 
-def _read(
-    consumer: Consumer, topic: str, partitions: dict[int, _Partition], helpers: list[_Helper]
-) -> None:
-    """Read every partition to its end, through one assignment; fold or hand out each event."""
+def _read(consumer: Consumer, topic: str, partitions: dict[int, _Partition]) -> None:
+    """Read every partition to its end, through one assignment, and fold each event."""
     reading = {partition for partition, p in partitions.items() if p.end > 0}
     if not reading:
         return
     consumer.assign([TopicPartition(topic, partition, 0) for partition in sorted(reading)])
     decode = schemas.default_registry().decoder(schemas.HISTORY_EVENT)
     while reading:
-        handed: list[list[tuple[int, int, bytes]]] = [[] for _ in helpers]
-        mine: list[tuple[_Fold, int, bytes]] = []
         for msg in consumer.consume(_BATCH, _WAIT_S):
             partition = msg.partition()
             if partition not in reading:
@@ -252,46 +290,24 @@ def _read(
                 reading.discard(partition)
                 if offset >= p.end:
                     continue
-            if p.fold is None:
-                handed[p.helper].append((partition, offset, msg.value() or b""))
-            else:
-                mine.append((p.fold, offset, msg.value() or b""))
-        for helper, events in zip(helpers, handed, strict=True):
-            if events:
-                helper.send(events)
-        for fold, offset, raw in mine:
-            fold.fold(offset, decode, raw)
+            p.fold.fold(offset, decode, msg.value() or b"")
         for p in partitions.values():
-            if p.fold is not None and p.fold.writes:
+            if p.fold.writes:
                 p.put(p.fold.drain())
-        for helper in helpers:
-            helper.receive(partitions, wait=helper.ahead > _AHEAD)
     consumer.unassign()
 
 
-@dataclasses.dataclass
-class _Counts:
-    """What a partition's fold read, and the offset after it."""
-
-    events: int
-    runs: int
-    next_offset: int
-    #: The runs' states and their timers, to write once history is written.
-    writes: Writes
-
-
 class _Partition:
-    """A partition being rebuilt: its store, its end, and who folds it."""
+    """A partition being rebuilt: its store, its end and its fold."""
 
-    def __init__(self, opening: Future[PartitionStore], end: int, changelog_end: int) -> None:
+    def __init__(
+        self, opening: Future[PartitionStore], end: int, changelog_end: int, fold: _Fold
+    ) -> None:
         self.opening = opening
         self.end = end
         #: The changelog's end when the rebuild began: the store reflects it.
         self.changelog_end = changelog_end
-        #: Set when this process folds the partition.
-        self.fold: _Fold | None = None
-        #: Otherwise, the index of the helper that does.
-        self.helper = -1
+        self.fold = fold
         self._batch: WriteBatch | None = None
         self._batched = 0
 
@@ -306,16 +322,21 @@ class _Partition:
             self.opening.result().write(self._batch, None)
             self._batch, self._batched = None, 0
 
-    def finish(self, counts: _Counts) -> None:
-        """Write the rest of history, then the states and the offsets they reflect."""
+    def finish(self, disk: ThreadPoolExecutor) -> Future[None]:
+        """Write the rest of history, then the states and the offsets they reflect;
+        flush the store in ``disk``'s threads while the next partition is finished."""
+        self.put(self.fold.drain())
         store = self.opening.result()
         if self._batch is not None:
             store.write(self._batch, None)
         wb = new_batch()
-        for key, value in counts.writes:
+        for key, value in self.fold.finish():
             wb.put(key, value)
-        store.write(wb, {"history": counts.next_offset, "changelog": self.changelog_end})
-        store.flush()
+        store.write(wb, {"history": self.fold.next_offset, "changelog": self.changelog_end})
+        return disk.submit(store.flush)
+
+    def counts(self) -> _Counts:
+        return _Counts(self.fold.events, self.fold.runs)
 
 
 class _Fold:
@@ -371,55 +392,23 @@ class _Fold:
                 writes.append((index_key(workflow_id, due), b""))
         return writes
 
-    def counts(self, writes: Writes) -> _Counts:
-        return _Counts(self.events, self.runs, self.next_offset, writes)
-
 
 # -- helper processes ---------------------------------------------------------------------
 
 
-def _share_out(
-    partitions: dict[int, _Partition], helpers: list[_Helper], until_time_ms: int | None
-) -> None:
-    """Give each partition with history to this process or a helper, by offsets to fold.
-
-    This process also reads and writes for all, so it takes a smaller share.
-    """
-    reader = len(helpers)
-    capacity = [1.0] * reader + [_READER_SHARE]
-    load = [0] * len(capacity)
-    for p in sorted((p for p in partitions.values() if p.end > 0), key=lambda p: -p.end):
-        owner = min(range(len(capacity)), key=lambda o: (load[o] + p.end) / capacity[o])
-        load[owner] += p.end
-        if owner == reader:
-            p.fold = _Fold(until_time_ms)
-        else:
-            p.helper = owner
-    for p in partitions.values():
-        if p.end == 0:
-            p.fold = _Fold(until_time_ms)
-
-
-@contextmanager
-def _helpers(partitions: int, until_time_ms: int | None) -> Iterator[list[_Helper]]:
-    """A helper process per CPU beyond this one's (and per partition beyond one)."""
+def _shares(partitions: int) -> int:
+    """Processes to rebuild in: one per CPU (and per partition), if this one may fork."""
     cpus = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else 1
-    count = min(cpus, partitions) - 1
-    helpers: list[_Helper] = []
-    try:
-        # (A daemon process may not start processes.) Only a single-threaded process
-        # forks: a lock another thread (librdkafka's, say) holds at the fork would
-        # stay locked in the child forever. `cadenza replay` is single-threaded here;
-        # a caller with threads (the bench, a test) folds in-process.
-        forkable = "fork" in multiprocessing.get_all_start_methods() and _single_threaded()
-        if count > 0 and forkable and not multiprocessing.current_process().daemon:
-            context = multiprocessing.get_context("fork")
-            for _ in range(count):
-                helpers.append(_Helper(context, until_time_ms))
-        yield helpers
-    finally:
-        for helper in helpers:
-            helper.stop()
+    # (A daemon process may not start processes.) Only a single-threaded process
+    # forks: a lock another thread (librdkafka's, RocksDB's) holds at the fork
+    # would stay locked in the child forever. `cadenza replay` is single-threaded
+    # here; a caller with threads (the bench, a test) rebuilds in-process.
+    forkable = (
+        "fork" in multiprocessing.get_all_start_methods()
+        and not multiprocessing.current_process().daemon
+        and _single_threaded()
+    )
+    return max(1, min(cpus, partitions)) if forkable else 1
 
 
 def _single_threaded() -> bool:
@@ -431,45 +420,33 @@ def _single_threaded() -> bool:
 
 
 class _Helper:
-    """A forked process that folds the partitions handed to it, and returns the records."""
+    """A forked process that rebuilds a share of the partitions and answers with their counts."""
 
-    def __init__(self, context: ForkContext, until_time_ms: int | None) -> None:
-        # Queues, not pipes: a put never blocks, so neither side can wait on the
-        # other while both are sending.
-        self._events: multiprocessing.Queue[list[tuple[int, int, bytes]] | None] = context.Queue()
-        self._results: multiprocessing.Queue[Any] = context.Queue()
+    def __init__(self, job: _Job, share: int, shares: int) -> None:
+        context = multiprocessing.get_context("fork")
+        self._answers, answer = context.Pipe(duplex=False)
         self._process: ForkProcess = context.Process(
             target=_help,
-            args=(self._events, self._results, until_time_ms),
-            name="cadenza-replay-helper",
+            args=(job, share, shares, answer),
+            name=f"cadenza-replay-{share}",
             daemon=True,
         )
         self._process.start()
-        #: Batches sent and not answered yet.
-        self.ahead = 0
+        # Only the helper writes: with this end closed here, its exit reads as EOF.
+        answer.close()
 
-    def send(self, events: list[tuple[int, int, bytes]] | None) -> None:
-        """Hand over a batch of events, or None when there are no more."""
-        self._events.put(events)
-        if events is not None:
-            self.ahead += 1
-
-    def receive(self, partitions: dict[int, _Partition], *, wait: bool) -> None:
-        """Store the history records of answered batches; ``wait`` for one at least."""
-        while self.ahead:
-            answer = self._get(wait)
-            if answer is None:
-                return
-            self.ahead -= 1
-            wait = False
-            for partition, writes in answer:
-                partitions[partition].put(writes)
-
-    def finish(self, partitions: dict[int, _Partition]) -> dict[int, _Counts]:
-        """After the last batch: store what is still coming, then each partition's counts."""
-        while self.ahead:
-            self.receive(partitions, wait=True)
-        counts: dict[int, _Counts] = self._get(wait=True)
+    def result(self) -> dict[int, _Counts]:
+        """The counts of the helper's partitions, once it has stored them."""
+        try:
+            answer = self._answers.recv()
+        except EOFError:
+            self._process.join()
+            raise RuntimeError(
+                f"a replay process ended (exit code {self._process.exitcode})"
+            ) from None
+        if isinstance(answer, BaseException):
+            raise answer
+        counts: dict[int, _Counts] = answer
         return counts
 
     def stop(self) -> None:
@@ -477,46 +454,13 @@ class _Helper:
         if self._process.is_alive():
             self._process.terminate()
         self._process.join()
-        # After a failure the helper may not have read everything: do not wait
-        # for the queue's feeder to write it.
-        self._events.cancel_join_thread()
-        self._events.close()
-        self._results.close()
-
-    def _get(self, wait: bool) -> Any:
-        while True:
-            try:
-                answer = self._results.get(timeout=0.5) if wait else self._results.get_nowait()
-            except queue.Empty:
-                if not wait:
-                    return None
-                if not self._process.is_alive():
-                    raise RuntimeError(
-                        f"a replay helper process ended (exit code {self._process.exitcode})"
-                    ) from None
-                continue
-            if isinstance(answer, BaseException):
-                raise answer
-            return answer
+        self._answers.close()
 
 
-def _help(
-    events: multiprocessing.Queue[list[tuple[int, int, bytes]] | None],
-    results: multiprocessing.Queue[Any],
-    until_time_ms: int | None,
-) -> None:
-    """A helper's life: fold each batch of events handed over, answer with its records."""
+def _help(job: _Job, share: int, shares: int, answer: Connection) -> None:
+    """A helper's life: rebuild its share, answer with the counts or with what went wrong."""
     try:
-        decode = schemas.default_registry().decoder(schemas.HISTORY_EVENT)
-        folds: dict[int, _Fold] = {}
-        while (batch := events.get()) is not None:
-            touched: dict[int, _Fold] = {}
-            for partition, offset, raw in batch:
-                fold = touched.get(partition)
-                if fold is None:
-                    fold = touched[partition] = folds.setdefault(partition, _Fold(until_time_ms))
-                fold.fold(offset, decode, raw)
-            results.put([(partition, fold.drain()) for partition, fold in touched.items()])
-        results.put({partition: fold.counts(fold.finish()) for partition, fold in folds.items()})
-    except BaseException as exc:  # reported to the reader, which raises it
-        results.put(exc)
+        answer.send(_rebuild_share(job, share, shares))
+    except BaseException as exc:  # raised by the parent, as if its own
+        # As a RuntimeError: not every exception survives pickling.
+        answer.send(RuntimeError(f"replay of partition share {share}: {exc!r}"))

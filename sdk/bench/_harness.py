@@ -41,6 +41,7 @@ from . import _workloads as w
 from ._engine import EngineProcess
 from ._procs import ProcSample, find_listener_pid, sample_pid, sample_self
 from ._recovery import RecoveryClock, recovery_figures
+from ._replay import run_replay
 
 __all__ = [
     "HISTORY_WORKLOADS",
@@ -770,24 +771,31 @@ def _ingest(run: _Run, count: int) -> dict[str, Any]:
 
 def _replay(run: _Run, count: int) -> dict[str, Any]:
     """Ingest ``count`` starts (at least as many history events), then rebuild from history."""
-    from cadenza.processors.engine import rebuild
-
     # A start without a worker writes at least one event (WorkflowExecutionStarted).
     starts = max(1, count)
     report = _ingest(run, starts)
     if run.engine is not None:
         run.engine.stop()
-    target = run.data_dir / "rebuilt"
-    rebuilt = rebuild(run.settings, str(target), progress=lambda _line: None)
+    replay = run_replay(run.settings, run.data_dir / "rebuilt")
+    rebuilt = replay.report
+    seconds = rebuilt["seconds"]
+    report["processes"]["replay"] = {
+        "cpu_seconds": round(replay.process_cpu_seconds, 2),
+        "peak_rss_mib": round(replay.peak_rss_mib, 1),
+    }
+    report["cpu_seconds"]["replay"] = round(replay.process_cpu_seconds, 2)
+    report["peak_rss_mib"]["replay"] = round(replay.peak_rss_mib, 1)
     report.update(
         {
             "workload": "replay",
-            "achieved_rate": round(rebuilt.runs / rebuilt.seconds, 2) if rebuilt.seconds else 0.0,
-            "completed": rebuilt.runs,
+            "achieved_rate": round(rebuilt["runs"] / seconds, 2) if seconds else 0.0,
+            "completed": rebuilt["runs"],
             "failed": 0,
-            "events": rebuilt.events,
-            "replay_seconds": round(rebuilt.seconds, 3),
-            "events_per_second": round(rebuilt.events_per_second, 1),
+            "events": rebuilt["events"],
+            "replay_seconds": round(seconds, 3),
+            "replay_cpu_seconds": round(rebuilt["cpu_seconds"], 3),
+            "replay_process_seconds": round(replay.process_seconds, 3),
+            "events_per_second": round(rebuilt["events_per_second"], 1),
             "ingest": {
                 "starts": starts,
                 "starts_accepted_per_second": report["starts_accepted_per_second"],

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import dataclasses
+import json
 from datetime import datetime
 
 import click
@@ -25,8 +27,18 @@ from cadenza.cli._common import fail, settings_options
     default=None,
     help="Ignore events after this time (ISO 8601, e.g. 2026-11-21T18:00:00+00:00).",
 )
+@click.option(
+    "--json",
+    "json_path",
+    default=None,
+    help="Write what was rebuilt (partitions, events, runs, seconds, CPU seconds) to this file.",
+)
 def replay(
-    settings: Settings, data_dir: str, until_offset: int | None, until_time: str | None
+    settings: Settings,
+    data_dir: str,
+    until_offset: int | None,
+    until_time: str | None,
+    json_path: str | None,
 ) -> None:
     """Rebuild the engine's stores from history, optionally as they were at an offset or time."""
     from cadenza.processors.engine import rebuild
@@ -48,6 +60,13 @@ def replay(
     except (FileExistsError, RuntimeError) as exc:
         fail(str(exc))
         return
+    if json_path:
+        with open(json_path, "w") as out:
+            json.dump(
+                {**dataclasses.asdict(report), "events_per_second": report.events_per_second},
+                out,
+                indent=2,
+            )
     click.echo(
         f"rebuilt {report.runs} runs from {report.events} events in {report.partitions} "
         f"partitions in {report.seconds:.1f}s ({report.events_per_second:,.0f} events/s)"

@@ -2,6 +2,10 @@
 
 from __future__ import annotations
 
+import json
+import os
+import subprocess
+import sys
 import threading
 import time
 from pathlib import Path
@@ -153,6 +157,21 @@ def test_rebuilt_stores_equal_the_live_ones(settings: Settings, tmp_path: Path) 
     assert not different, (different[:3], a[different[0]], b[different[0]]) if different else None
     statuses = {v["status"] for k, v in a.items() if k[:1] == b"s"}
     assert statuses == {"COMPLETED", "RUNNING", "TERMINATED", "FAILED"}
+
+    # `cadenza replay` has no other thread, so it rebuilds a share of the
+    # partitions in each of its forked processes: the stores are the same.
+    forked, counts = tmp_path / "forked", tmp_path / "forked.json"
+    command = [sys.executable, "-m", "cadenza.cli", "replay", "--data-dir", str(forked)]
+    done = subprocess.run(
+        [*command, "--json", str(counts)],
+        env={**os.environ, **settings.to_env()},
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert done.returncode == 0, done.stderr
+    assert json.loads(counts.read_text())["runs"] == report.runs
+    assert _stores(forked / "engine" / settings.namespace) == b
     wire.close()
 
 
