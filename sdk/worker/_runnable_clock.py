@@ -19,6 +19,7 @@ that its detection waits for the process to be idle enough to tell.
 from __future__ import annotations
 
 import math
+import os
 import sys
 import threading
 import time
@@ -87,6 +88,16 @@ class RunnableClock:
             time.sleep(self._tick)
             starved += max(0.0, time.monotonic() - due)
 
+    def _forget_probe(self) -> None:
+        # In a forked child the probe thread is gone: the next measuring() starts one.
+        self._lock = threading.Lock()
+        self._users = 0
+        self._wanted = threading.Event()
+        self._probe = None
+        self._state = (0.0, math.inf)
+
 
 RUNNABLE_CLOCK = RunnableClock()
 """The process's clock: starvation is the whole process's, one probe measures it."""
+
+os.register_at_fork(after_in_child=RUNNABLE_CLOCK._forget_probe)

@@ -4,10 +4,11 @@ from __future__ import annotations
 
 import ctypes
 import math
+import os
 import threading
 import time
 
-from cadenza.worker._runnable_clock import RunnableClock
+from cadenza.worker._runnable_clock import RUNNABLE_CLOCK, RunnableClock
 
 _libc = ctypes.PyDLL(None)
 """libc called with the GIL held: ``usleep`` starves every other thread."""
@@ -49,3 +50,17 @@ def test_the_probe_rests_while_nobody_measures() -> None:
     before = clock.now()
     time.sleep(0.05)
     assert clock.now() - before >= 0.05
+
+
+def test_a_forked_child_starts_a_probe_of_its_own() -> None:
+    clock = RUNNABLE_CLOCK
+    with clock.measuring():
+        time.sleep(0.02)
+    pid = os.fork()
+    if pid == 0:  # the child: the parent's probe thread did not come along
+        with clock.measuring():
+            before = clock.now()
+            time.sleep(0.2)
+            os._exit(0 if clock.now() - before > 0.1 else 1)
+    _, status = os.waitpid(pid, 0)
+    assert os.waitstatus_to_exitcode(status) == 0, "the child's clock stood still"
