@@ -51,8 +51,9 @@ def kafka_settings(request: pytest.FixtureRequest) -> Iterator[Settings]:
 
 @pytest.fixture
 def namespace() -> str:
-    """A namespace no other test uses."""
-    return f"t{uuid.uuid4().hex[:12]}"
+    """A namespace no other test uses: ``CADENZA_TEST_NAMESPACE_PREFIX`` (default ``t``)
+    and a random suffix, so a run on a shared broker can find and delete its topics."""
+    return f"{os.environ.get('CADENZA_TEST_NAMESPACE_PREFIX', 't')}{uuid.uuid4().hex[:12]}"
 
 
 @pytest.fixture

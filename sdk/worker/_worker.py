@@ -164,6 +164,7 @@ class Worker:
                 (for every workflow; ``@workflow.defn`` adds its own).
             debug_mode: Disable the deadlock detection that fails a workflow
                 task whose code does not yield within 2 seconds (for debuggers).
+                Time the process is starved of the GIL or a CPU does not count.
             disable_eager_activity_execution: Accepted for compatibility;
                 Cadenza has no eager activities.
             on_fatal_error: Awaited with the error when the worker fails

@@ -21,7 +21,6 @@ from __future__ import annotations
 import asyncio
 import concurrent.futures
 import logging
-import time
 import weakref
 from collections import OrderedDict, deque
 from collections.abc import Callable, Mapping, Sequence
@@ -42,6 +41,7 @@ from ..workflow._runtime import (
 )
 from ._codec import decode_in, encode_in
 from ._consumer import Record, TaskConsumer
+from ._runnable_clock import RUNNABLE_CLOCK
 from ._shared import (
     QUERY_RESULT,
     WORKFLOW_TASK_COMPLETED,
@@ -57,7 +57,8 @@ STICKY_CACHE_MISS_CAUSE = "STICKY_CACHE_MISS"
 """``WorkflowTaskFailed.cause`` asking the engine to resend a task with the whole history."""
 
 DEADLOCK_TIMEOUT_SECONDS = 2.0
-"""How long workflow code may run without yielding (Temporal's limit), unless ``debug_mode``."""
+"""How long workflow code may run without yielding (Temporal's limit), unless ``debug_mode``;
+time the process was starved (of the GIL or a CPU) does not count."""
 
 _REPLAY_ALLOWANCE_SECONDS = 0.002
 """Extra deadlock allowance per history event: a cache miss replays the whole history
@@ -386,39 +387,43 @@ class WorkflowWorker:
     async def _in_thread(self, fn: Callable[[], T], events: int, instance: WorkflowInstance) -> T:
         """Run workflow code in the executor; past the deadlock timeout, give up on it."""
         loop = asyncio.get_running_loop()
+        if self._debug_mode:
+            return await loop.run_in_executor(self._executor, fn)
+        # The clock starts when a thread takes the work, not while it queues for one (the
+        # thread notes the time itself: no extra wake-up of the loop per task), and it
+        # stops while the process is starved: time the code waits for the GIL held by
+        # other threads (other tasks, the event loop, a garbage collection) is not the
+        # code's failure to yield.
+        clock = RUNNABLE_CLOCK
         began: list[float] = []
 
         def call() -> T:
-            began.append(time.monotonic())
+            began.append(clock.now())
             return fn()
 
-        future = loop.run_in_executor(self._executor, call)
-        if self._debug_mode:
-            return await future
-        # The clock starts when a thread takes the work, not while it queues for one
-        # (the thread notes the time itself: no extra wake-up of the loop per task).
         timeout = DEADLOCK_TIMEOUT_SECONDS + events * _REPLAY_ALLOWANCE_SECONDS
-        remaining = timeout
-        while True:
-            try:
-                return await asyncio.wait_for(asyncio.shield(future), remaining)
-            except TimeoutError:
-                if not began:
-                    continue  # still waiting for a thread
-                remaining = began[0] + timeout - time.monotonic()
-                if remaining > 0:
-                    continue
-            # The thread cannot be stopped; the instance is abandoned to it.
-            self._abandoned.add(instance)
-            self._cache.drop(instance.run_id)
-            raise _Deadlock(
-                RuntimeError(
-                    f"[TMPRL1101] Potential deadlock detected: workflow "
-                    f"{instance.workflow_id} didn't yield within {DEADLOCK_TIMEOUT_SECONDS:g} "
-                    "second(s) (blocking calls are not allowed in workflow code; pass "
-                    "debug_mode=True to the Worker to disable this check)"
-                )
-            ) from None
+        with clock.measuring():
+            future = loop.run_in_executor(self._executor, call)
+            remaining = timeout
+            while True:
+                await asyncio.wait((future,), timeout=remaining)
+                if future.done():
+                    return future.result()
+                if began:  # else still waiting for a thread: wait another timeout
+                    remaining = began[0] + timeout - clock.now()
+                    if remaining <= 0:
+                        break
+        # The thread cannot be stopped; the instance is abandoned to it.
+        self._abandoned.add(instance)
+        self._cache.drop(instance.run_id)
+        raise _Deadlock(
+            RuntimeError(
+                f"[TMPRL1101] Potential deadlock detected: workflow "
+                f"{instance.workflow_id} didn't yield within {DEADLOCK_TIMEOUT_SECONDS:g} "
+                "second(s) (blocking calls are not allowed in workflow code; pass "
+                "debug_mode=True to the Worker to disable this check)"
+            )
+        )
 
     async def _sticky_cache_miss(self, task: Mapping[str, Any]) -> None:
         self.sticky_cache_misses += 1
