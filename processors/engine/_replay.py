@@ -94,6 +94,10 @@ def scheduling_fields(state: dict[str, Any]) -> dict[str, Any]:
     if task is not None and task["scheduled_event_id"] == 0:
         out["workflow_task"] = None  # a retry waiting out its backoff
         out["workflow_task_needed"] = True
+    elif task is not None:
+        # A task resent in full after a sticky cache miss times out from the resend;
+        # history has only its WorkflowTaskStarted.
+        out["workflow_task"] = {**task, "dispatched_time_ms": 0}
     out["activities"] = {
         k: {
             **a,

@@ -112,6 +112,9 @@ def _task_failed(ctx: Context, command: dict[str, Any], body: dict[str, Any]) ->
     state, task = current
     if body.get("cause") == STICKY_CACHE_MISS:
         state["worker_seen_event_id"] = 0
+        # The worker took the task and asks for it again in full: the resend gets a
+        # timeout of its own, or a worker with a backlog sees it time out in the queue.
+        task["dispatched_time_ms"] = ctx.now_ms
         _send_workflow_task(ctx, state, full=True)
         ctx.put(state)
         return
