@@ -37,7 +37,7 @@ from ._runs import (
     _terminate,
     _update,
 )
-from ._workflow_task import _task_completed, _task_failed
+from ._workflow_task import _reset_sticky, _task_completed, _task_failed
 
 # -- entry point ------------------------------------------------------------------------------
 
@@ -64,6 +64,7 @@ _HANDLERS: dict[str, Callable[[Context, dict[str, Any], dict[str, Any]], None]] 
     _C + "ChildWorkflowClosed": _child_closed,
     _C + "ExternalSignalResult": _external_result("SIGNAL"),
     _C + "ExternalCancelResult": _external_result("CANCEL"),
+    _C + "ResetStickyTaskQueue": _reset_sticky,
 }
 
 

@@ -26,6 +26,18 @@ from ._common import (
 )
 from ._runs import _close_run, _start_successor, _successor_run_id, _update_reply
 
+# -- the worker's cache -----------------------------------------------------------------------
+
+
+def _reset_sticky(ctx: Context, command: dict[str, Any], body: dict[str, Any]) -> None:
+    """The worker evicted the run: its next workflow task carries the whole history."""
+    state = _running_or_none(ctx, command)
+    if state is None or not state["worker_seen_event_id"]:
+        return  # closed, or the next task is a full one already
+    state["worker_seen_event_id"] = 0
+    ctx.put(state)
+
+
 # -- workflow task completion -----------------------------------------------------------------
 
 

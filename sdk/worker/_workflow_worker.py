@@ -44,6 +44,7 @@ from ._consumer import Record, TaskConsumer
 from ._runnable_clock import RUNNABLE_CLOCK
 from ._shared import (
     QUERY_RESULT,
+    RESET_STICKY,
     WORKFLOW_TASK_COMPLETED,
     WORKFLOW_TASK_FAILED,
     AnswerNotSent,
@@ -76,7 +77,7 @@ class WorkflowCache(Generic[T]):
     Example:
         >>> cache: WorkflowCache[str] = WorkflowCache(2)
         >>> cache.put("run-1", "a"), cache.put("run-2", "b"), cache.put("run-3", "c")
-        ([], [], ['run-1'])
+        ([], [], [('run-1', 'a')])
         >>> cache.take("run-2"), cache.take("run-2")
         ('b', None)
     """
@@ -95,16 +96,15 @@ class WorkflowCache(Generic[T]):
         """The instance of ``run_id``, if cached, without touching its recency."""
         return self._items.get(run_id)
 
-    def put(self, run_id: str, item: T) -> list[str]:
-        """Cache ``item`` as the most recently used; return the run ids evicted for room."""
+    def put(self, run_id: str, item: T) -> list[tuple[str, T]]:
+        """Cache ``item`` as the most recently used; return what was evicted for room."""
         if self.max_size == 0:
-            return [run_id]
+            return [(run_id, item)]
         self._items.pop(run_id, None)
         self._items[run_id] = item
-        evicted: list[str] = []
+        evicted: list[tuple[str, T]] = []
         while len(self._items) > self.max_size:
-            oldest, _ = self._items.popitem(last=False)
-            evicted.append(oldest)
+            evicted.append(self._items.popitem(last=False))
         return evicted
 
     def drop(self, run_id: str) -> None:
@@ -166,6 +166,7 @@ class WorkflowWorker:
         self._stopping = False
         # Instances whose code overran the deadlock timeout: their thread still runs them.
         self._abandoned: weakref.WeakSet[WorkflowInstance] = weakref.WeakSet()
+        self._resets: set[asyncio.Future[None]] = set()
         self.sticky_cache_misses = 0
         """Tasks answered ``STICKY_CACHE_MISS`` (each costs a resend with the whole history)."""
 
@@ -344,13 +345,34 @@ class WorkflowWorker:
             await self._answer_query(task, instance)
 
     def _keep(self, instance: WorkflowInstance, result: ActivationResult) -> bool:
-        """Put the instance back in the cache unless its run is over; whether it was kept."""
+        """Put the instance back in the cache unless its run is over; whether it was kept.
+
+        A run evicted to make room is reported to the engine (ResetStickyTaskQueue),
+        so that its next task carries the whole history rather than a delta this
+        worker would send back with STICKY_CACHE_MISS: a round trip saved where it
+        costs most, when a run wakes up, and no deadline spent on the way.
+        """
         if result.completed or instance in self._abandoned:
             return False
-        evicted = self._cache.put(instance.run_id, instance)
-        for run_id in evicted:
+        return self._cache_put(instance)
+
+    def _cache_put(self, instance: WorkflowInstance) -> bool:
+        kept = True
+        for run_id, evicted in self._cache.put(instance.run_id, instance):
+            if evicted is instance:
+                kept = False  # the completion says so itself (sticky: false)
+                continue
             _log.debug("Evicting workflow run %s from the cache", run_id)
-        return instance.run_id not in evicted
+            reset = asyncio.ensure_future(self._reset_sticky(evicted.workflow_id, run_id))
+            self._resets.add(reset)
+            reset.add_done_callback(self._resets.discard)
+        return kept
+
+    async def _reset_sticky(self, workflow_id: str, run_id: str) -> None:
+        try:
+            await self._transport.send_command(workflow_id, (RESET_STICKY, {}), run_id=run_id)
+        except Exception as exc:  # only an optimisation: the task falls back to a cache miss
+            _log.debug("ResetStickyTaskQueue for run %s not sent: %s", run_id, exc)
 
     def _definition(self, workflow_type: str) -> _Definition | None:
         return self._workflows.get(workflow_type) or self._workflows.get(None)
@@ -487,7 +509,7 @@ class WorkflowWorker:
                 and instance not in self._abandoned
                 and run_id not in self._cache
             ):
-                self._cache.put(run_id, instance)
+                self._cache_put(instance)
 
     async def _answer_query(self, task: Mapping[str, Any], cached: WorkflowInstance | None) -> None:
         query = task["query"]

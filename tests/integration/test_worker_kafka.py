@@ -276,6 +276,43 @@ def test_sticky_cache_miss(topics: Settings, commands: Reader, tasks: Tasks) -> 
     asyncio.run(main())
 
 
+def test_an_evicted_run_is_reported_so_its_next_task_is_whole(
+    topics: Settings, commands: Reader, tasks: Tasks
+) -> None:
+    first, second = ids(5), ids(6)
+
+    async def main() -> None:
+        async with (
+            client_for(topics) as client,
+            Worker(client, task_queue=QUEUE, workflows=[GreetingWorkflow], max_cached_workflows=1),
+        ):
+            for wf in (first, second):
+                tasks.workflow(
+                    workflow_task(
+                        first_history("GreetingWorkflow", "Ada", task_queue=QUEUE, **wf),
+                        task_queue=QUEUE,
+                        **wf,
+                    )
+                )
+                done = await commands.wait_for(
+                    commands_named("WorkflowTaskCompleted", wf["workflow_id"])
+                )
+                assert done["body"][1]["sticky"] is True
+            # Caching the second run evicted the first: the engine is told.
+            reset = await commands.wait_for(
+                commands_named("ResetStickyTaskQueue", first["workflow_id"])
+            )
+            assert reset["run_id"] == first["run_id"]
+        assert not [
+            r
+            for r in commands.records
+            if r["body"][0] == C + "ResetStickyTaskQueue"
+            and r["workflow_id"] == second["workflow_id"]
+        ]
+
+    asyncio.run(main())
+
+
 def test_query_task_is_answered_on_replies(
     topics: Settings, commands: Reader, tasks: Tasks
 ) -> None:

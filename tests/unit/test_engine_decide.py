@@ -77,3 +77,29 @@ def test_a_task_resent_after_a_sticky_cache_miss_times_out_from_the_resend(
     }
     assert deadlines == {T0 + 8000 + 10_000}
     store.close()
+
+
+def test_a_reset_sticky_task_queue_makes_the_next_task_whole(tmp_path: Path) -> None:
+    store, out = PartitionStore(tmp_path), _Outputs()
+    start = {"workflow_type": "W", "task_queue": "q", "request_id": "r"}
+    _step(store, out, T0, _command(("cadenza.command.StartWorkflow", start)))
+    task = out.workflow_tasks[-1]
+    run_id = task["run_id"]
+    timer = {"timer_id": "1", "start_to_fire_timeout_ms": 1000}
+    done = {
+        "scheduled_event_id": task["scheduled_event_id"],
+        "attempt": 1,
+        "commands": [("cadenza.command.StartTimer", timer)],
+        "sticky": True,
+    }
+    _step(store, out, T0 + 10, _command(("cadenza.command.WorkflowTaskCompleted", done), run_id))
+    state = store.state("w")
+    assert state is not None and state["worker_seen_event_id"] == task["started_event_id"]
+    # The worker evicts the run while it sleeps; the wake-up task carries everything.
+    _step(store, out, T0 + 20, _command(("cadenza.command.ResetStickyTaskQueue", {}), run_id))
+    fired = {"timer_id": "1", "started_event_id": 5}
+    _step(store, out, T0 + 1010, _command(("cadenza.command.TimerFired", fired), run_id))
+    woken = out.workflow_tasks[-1]
+    assert woken["history_from_event_id"] == 1
+    assert woken["history"][0]["attributes"][0] == "cadenza.history.WorkflowExecutionStarted"
+    store.close()

@@ -353,7 +353,7 @@ def _fastavro_decode(name: str, data: bytes) -> Any:
 
 
 def test_every_envelope_branch_is_a_case() -> None:
-    assert len([c for c in CASES if c[0] == COMMAND]) == 22
+    assert len([c for c in CASES if c[0] == COMMAND]) == 23
     assert len([c for c in CASES if c[0] == HISTORY_EVENT]) == 45
     assert len([c for c in CASES if c[0] == REPLY]) == 10
     # A two-branch body is sampled as one case; test_every_union_branch_is_exercised
@@ -543,6 +543,28 @@ def test_a_reply_written_before_the_visibility_bodies_still_decodes() -> None:
     assert fp != schemas.fingerprint(REPLY)
     name, decoded = schemas.decode(b"\xc3\x01" + fp + buf.getvalue())
     assert (name, decoded["body"]) == (REPLY, ("cadenza.reply.CommandAccepted", {"note": "ok"}))
+
+
+def test_a_command_written_before_reset_sticky_task_queue_still_decodes() -> None:
+    # avro/previous/command/Command.v1.avsc is Command as it was before
+    # ResetStickyTaskQueue was added to its body union.
+    old = json.loads((AVRO_DIR / "previous" / "command" / "Command.v1.avsc").read_text())
+    datum = {
+        "command_id": "c1",
+        "workflow_id": "w1",
+        "run_id": None,
+        "sent_time_ms": 1,
+        "identity": "",
+        "reply_to": None,
+        "body": ("cadenza.command.GetWorkflowResult", {"follow_runs": True}),
+    }
+    buf = BytesIO()
+    schemaless_writer(buf, parse_schema(old), datum)
+    fp = bytes.fromhex(
+        fastavro_fingerprint(to_parsing_canonical_form(parse_schema(old)), "CRC-64-AVRO")
+    )
+    assert fp != schemas.fingerprint(COMMAND)
+    assert schemas.decode(b"\xc3\x01" + fp + buf.getvalue()) == (COMMAND, datum)
 
 
 def test_register_rejects_what_is_not_a_record_schema() -> None:

@@ -151,7 +151,7 @@ def test_cache_evicts_the_least_recently_used() -> None:
     # Using "a" makes "b" the least recently used.
     assert cache.take("a") == "A"
     assert cache.put("a", "A") == []
-    assert cache.put("d", "D") == ["b"]
+    assert cache.put("d", "D") == [("b", "B")]
     assert cache.run_ids() == ["c", "a", "d"]
     assert "b" not in cache and len(cache) == 3
     assert cache.peek("c") == "C" and cache.run_ids()[0] == "c"  # peek keeps recency
@@ -164,10 +164,10 @@ def test_taken_instances_are_not_evicted() -> None:
     cache.put("a", "A")
     busy = cache.take("a")
     assert cache.put("b", "B") == []  # "a" is out being worked on: nothing to evict
-    assert cache.put("a", busy or "") == ["b"]
+    assert cache.put("a", busy or "") == [("b", "B")]
 
 
 def test_cache_of_zero_keeps_nothing() -> None:
     cache: WorkflowCache[str] = WorkflowCache(0)
-    assert cache.put("a", "A") == ["a"]
+    assert cache.put("a", "A") == [("a", "A")]
     assert len(cache) == 0 and cache.take("a") is None
