@@ -196,6 +196,8 @@ class WorkflowWorker:
             self._consumer.stop_fetching()
         if self._drainers:
             await asyncio.gather(*self._drainers.values(), return_exceptions=True)
+        if self._resets:  # eviction notices on their way (each is one produce)
+            await asyncio.gather(*self._resets, return_exceptions=True)
         if self._consumer is not None:
             await self._consumer.close()
 
