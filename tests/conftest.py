@@ -27,6 +27,10 @@ def kafka_settings(request: pytest.FixtureRequest) -> Iterator[Settings]:
     settings = Settings.from_env()
     if not settings.uses_local_broker:
         yield settings
+        # A broker that outlives the session (a developer's, or CI's) keeps every
+        # topic the tests made, and a one-node broker runs out of open files after
+        # a few full runs: delete this session's namespaces.
+        _delete_namespaces(settings, _NAMESPACES)
         return
     from cadenza.localkafka import LocalKafka
 
@@ -49,11 +53,35 @@ def kafka_settings(request: pytest.FixtureRequest) -> Iterator[Settings]:
         broker.stop()
 
 
+_NAMESPACES: set[str] = set()
+"""The namespaces handed out in this session."""
+
+
 @pytest.fixture
 def namespace() -> str:
     """A namespace no other test uses: ``CADENZA_TEST_NAMESPACE_PREFIX`` (default ``t``)
     and a random suffix, so a run on a shared broker can find and delete its topics."""
-    return f"{os.environ.get('CADENZA_TEST_NAMESPACE_PREFIX', 't')}{uuid.uuid4().hex[:12]}"
+    name = f"{os.environ.get('CADENZA_TEST_NAMESPACE_PREFIX', 't')}{uuid.uuid4().hex[:12]}"
+    _NAMESPACES.add(name)
+    return name
+
+
+def _delete_namespaces(settings: Settings, namespaces: set[str]) -> None:
+    from confluent_kafka.admin import AdminClient
+
+    admin = AdminClient(settings.kafka_config())
+    try:
+        topics = admin.list_topics(timeout=30).topics
+        doomed = [t for t in topics if t.split(".", 1)[0] in namespaces]
+        if not doomed:
+            return
+        for name, future in admin.delete_topics(doomed, operation_timeout=60).items():
+            try:
+                future.result()
+            except Exception as exc:  # one topic's failure must not hide the rest
+                print(f"could not delete test topic {name}: {exc}")
+    except Exception as exc:  # cleanup is best effort: the tests have run
+        print(f"could not delete the test namespaces' topics: {exc}")
 
 
 @pytest.fixture
