@@ -103,11 +103,11 @@ class PartitionStore:
             yield bytes(it.value())
             it.next()
 
-    def due(self, until_key: bytes, limit: int) -> list[bytes]:
-        """Timer index keys that sort before ``until_key``, oldest first."""
+    def due(self, until_key: bytes, limit: int, start: bytes = b"t") -> list[bytes]:
+        """Timer index keys from ``start`` on that sort before ``until_key``, oldest first."""
         out: list[bytes] = []
         it = self._db.iter()
-        it.seek(b"t")
+        it.seek(start)
         while it.valid() and len(out) < limit:
             key = bytes(it.key())
             if key >= until_key or not key.startswith(b"t"):

@@ -105,6 +105,11 @@ def parse_index_key(key: bytes) -> tuple[str, Due]:
     return workflow_id, Due(due_time, kind, int(ref), int(attempt), timer_id)
 
 
+def due_prefix_start(due_ms: int) -> bytes:
+    """The first index key an entry due at ``due_ms`` can have."""
+    return b"t" + _DUE.pack(max(due_ms, 0))
+
+
 def due_prefix_end(now_ms: int) -> bytes:
     """The first index key that is not yet due at ``now_ms``."""
     return b"t" + _DUE.pack(now_ms + 1)

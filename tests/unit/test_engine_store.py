@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from cadenza.processors.engine._store import PartitionStore
+from cadenza.processors.engine._store import PartitionStore, new_batch
 
 
 def test_a_kept_state_is_taken_out_once(tmp_path: Path) -> None:
@@ -32,4 +32,25 @@ def test_no_cache_by_default(tmp_path: Path) -> None:
     store = PartitionStore(tmp_path)
     store.keep("w", {"workflow_id": "w"}, set())
     assert store.take_cached("w") is None
+    store.close()
+
+
+def test_due_starts_where_asked(tmp_path: Path) -> None:
+    from cadenza.processors.engine._timers import (
+        Due,
+        due_prefix_end,
+        due_prefix_start,
+        index_key,
+    )
+
+    store = PartitionStore(tmp_path)
+    batch = new_batch()
+    keys = [index_key("w", Due(t, "TIMER", 5, 0, str(t))) for t in (100, 200, 300)]
+    for key in keys:
+        batch.put(key, b"")
+    store.write(batch, None)
+    assert store.due(due_prefix_end(250), 10) == keys[:2]
+    # From past the first key (what the engine does after firing it): the rest only.
+    assert store.due(due_prefix_end(250), 10, keys[0] + b"\x00") == keys[1:2]
+    assert store.due(due_prefix_end(1000), 10, due_prefix_start(300)) == keys[2:]
     store.close()
