@@ -30,6 +30,7 @@ from confluent_kafka import Consumer, Producer, TopicPartition
 from cadenza import Settings, schemas
 from cadenza.bench._engine import EngineProcess
 from cadenza.bench._harness import committed_commands
+from cadenza.bench._procs import ProcSample
 from cadenza.topics import (
     TopicAdmin,
     activity_tasks_topic,
@@ -81,12 +82,8 @@ def main() -> None:
     print(f"engine: {commands / cpu:,.0f} commands per CPU-second; peak RSS {peak:.0f} MiB")
 
 
-@dataclasses.dataclass
-class _Sample:
-    peak_rss_mib: float = 0.0
-
-
-_NO_SAMPLE = _Sample()
+_NO_SAMPLE = ProcSample(0.0, 0.0, 0.0)
+"""What to read when the engine process is gone."""
 
 
 class _Mix:
@@ -126,7 +123,7 @@ class _Mix:
     ) -> tuple[str, int, float, float]:
         """Queue one phase's commands and wait for the engine to commit them all."""
         batch = commands()
-        before = (engine.sample() or _ZERO).cpu_seconds
+        before = (engine.sample() or _NO_SAMPLE).cpu_seconds
         started = time.monotonic()
         for command in batch:
             self._send(command)
@@ -136,7 +133,7 @@ class _Mix:
             engine.check_alive()
             time.sleep(0.05)
         wall = time.monotonic() - started
-        cpu = (engine.sample() or _ZERO).cpu_seconds - before
+        cpu = (engine.sample() or _NO_SAMPLE).cpu_seconds - before
         print(f"{name}: {len(batch):,} commands in {wall:.2f} s", flush=True)
         return name, len(batch), wall, cpu
 
@@ -211,14 +208,6 @@ class _Mix:
             _task_completed(task, ("cadenza.command.CompleteWorkflowExecution", complete))
             for task in _take(self.workflow_tasks, schemas.WORKFLOW_TASK, self.count)
         ]
-
-
-@dataclasses.dataclass
-class _Zero:
-    cpu_seconds: float = 0.0
-
-
-_ZERO = _Zero()
 
 
 def _command(

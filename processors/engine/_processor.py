@@ -29,7 +29,7 @@ import subprocess
 import sys
 import time
 import uuid
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from pathlib import Path
 from typing import Any
 
@@ -123,33 +123,37 @@ class _Batch:
         self.archived[key] = schemas.encode(STATE, state)
 
     def history(self, workflow_id: str, run_id: str, from_event_id: int) -> list[Event]:
-        pending = self.pending.get((workflow_id, run_id), [])
-        if pending and pending[0]["event_id"] <= from_event_id:
-            # Everything asked for is in this batch (a run started here, say): the
-            # store has none of it, so no iterator is opened.
-            return [e for e in pending if e["event_id"] >= from_event_id]
-        events = [
-            schemas.decode_as(raw, schemas.HISTORY_EVENT)
-            for raw in self.store.history_bytes(workflow_id, run_id, from_event_id)
-        ]
-        events.extend(e for e in pending if e["event_id"] >= from_event_id)
-        return events
+        stored, pending = self._history_from(workflow_id, run_id, from_event_id)
+        events = [schemas.decode_as(raw, schemas.HISTORY_EVENT) for raw in stored]
+        return events + pending
 
     def task_history(self, workflow_id: str, run_id: str, from_event_id: int) -> list[Any]:
         """:meth:`history` for a workflow task: events as the encoded bytes that the
         task's writer splices in (the store's, or those ``history`` gets this batch),
         so no event is encoded twice and none read from the store is decoded."""
-        pending = self.pending.get((workflow_id, run_id), [])
+        stored, pending = self._history_from(workflow_id, run_id, from_event_id)
         out: list[Any] = []
-        if not (pending and pending[0]["event_id"] <= from_event_id):
-            for raw in self.store.history_bytes(workflow_id, run_id, from_event_id):
-                if raw[:_HEADER_LEN] != _EVENT_HEADER:  # written with an older schema
-                    raw = schemas.encode(
-                        schemas.HISTORY_EVENT, schemas.decode_as(raw, schemas.HISTORY_EVENT)
-                    )
-                out.append(raw)
-        out.extend(self.encoded(e) for e in pending if e["event_id"] >= from_event_id)
+        for raw in stored:
+            if raw[:_HEADER_LEN] != _EVENT_HEADER:  # written with an older schema
+                raw = schemas.encode(
+                    schemas.HISTORY_EVENT, schemas.decode_as(raw, schemas.HISTORY_EVENT)
+                )
+            out.append(raw)
+        out.extend(self.encoded(e) for e in pending)
         return out
+
+    def _history_from(
+        self, workflow_id: str, run_id: str, from_event_id: int
+    ) -> tuple[Iterable[bytes], list[Event]]:
+        """A run's events from ``from_event_id`` on: encoded ones from the store, then
+        this batch's own."""
+        pending = self.pending.get((workflow_id, run_id), [])
+        mine = [e for e in pending if e["event_id"] >= from_event_id]
+        if pending and pending[0]["event_id"] <= from_event_id:
+            # Everything asked for is in this batch (a run started here, say): the
+            # store has none of it, so no iterator is opened.
+            return (), mine
+        return self.store.history_bytes(workflow_id, run_id, from_event_id), mine
 
     def append(self, event: Event) -> None:
         self.events.append(event)

@@ -535,13 +535,9 @@ def test_a_reply_written_before_the_visibility_bodies_still_decodes() -> None:
         "run_id": None,
         "body": ("cadenza.reply.CommandAccepted", {"note": "ok"}),
     }
-    buf = BytesIO()
-    schemaless_writer(buf, parse_schema(old), datum)
-    fp = bytes.fromhex(
-        fastavro_fingerprint(to_parsing_canonical_form(parse_schema(old)), "CRC-64-AVRO")
-    )
-    assert fp != schemas.fingerprint(REPLY)
-    name, decoded = schemas.decode(b"\xc3\x01" + fp + buf.getvalue())
+    data = _written_with(old, datum)
+    assert data[2:10] != schemas.fingerprint(REPLY)
+    name, decoded = schemas.decode(data)
     assert (name, decoded["body"]) == (REPLY, ("cadenza.reply.CommandAccepted", {"note": "ok"}))
 
 
@@ -558,13 +554,18 @@ def test_a_command_written_before_reset_sticky_task_queue_still_decodes() -> Non
         "reply_to": None,
         "body": ("cadenza.command.GetWorkflowResult", {"follow_runs": True}),
     }
+    data = _written_with(old, datum)
+    assert data[2:10] != schemas.fingerprint(COMMAND)
+    assert schemas.decode(data) == (COMMAND, datum)
+
+
+def _written_with(writer_schema: dict[str, Any], datum: dict[str, Any]) -> bytes:
+    """``datum`` single-object encoded by fastavro with an older ``writer_schema``."""
+    parsed = parse_schema(writer_schema)
     buf = BytesIO()
-    schemaless_writer(buf, parse_schema(old), datum)
-    fp = bytes.fromhex(
-        fastavro_fingerprint(to_parsing_canonical_form(parse_schema(old)), "CRC-64-AVRO")
-    )
-    assert fp != schemas.fingerprint(COMMAND)
-    assert schemas.decode(b"\xc3\x01" + fp + buf.getvalue()) == (COMMAND, datum)
+    schemaless_writer(buf, parsed, datum)
+    fp = bytes.fromhex(fastavro_fingerprint(to_parsing_canonical_form(parsed), "CRC-64-AVRO"))
+    return b"\xc3\x01" + fp + buf.getvalue()
 
 
 def test_register_rejects_what_is_not_a_record_schema() -> None:
