@@ -147,6 +147,7 @@ def _activity_scheduled(state: State, attrs: Attrs, event: Event) -> None:
     start_to_close = attrs.get("start_to_close_timeout_ms") or attrs.get(
         "schedule_to_close_timeout_ms"
     )
+    eager = bool(attrs.get("eager_execution", False))
     state["activities"][str(event["event_id"])] = {
         "scheduled_event_id": event["event_id"],
         "activity_id": attrs["activity_id"],
@@ -164,11 +165,13 @@ def _activity_scheduled(state: State, attrs: Attrs, event: Event) -> None:
         "attempt": 1,
         "attempt_time_ms": now,
         "dispatched": True,
-        "started_time_ms": None,
+        # An eager attempt runs from the moment its workflow task completed.
+        "started_time_ms": now if eager else None,
         "heartbeat_details": [],
         "last_heartbeat_time_ms": None,
         "cancel_requested": False,
         "last_failure": None,
+        "eager": eager,
     }
 
 

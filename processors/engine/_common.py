@@ -267,6 +267,7 @@ def _send_activity_task(ctx: Context, state: State, activity: dict[str, Any]) ->
     activity["dispatched"] = True
     activity["attempt_time_ms"] = ctx.now_ms
     activity["started_time_ms"] = None
+    activity["eager"] = False
     ctx.activity_task(
         {
             "workflow_id": state["workflow_id"],
@@ -351,6 +352,7 @@ def _activity_attempt_failed(
         activity["attempt"] += 1
         activity["attempt_time_ms"] = ctx.now_ms + delay
         activity["dispatched"] = False
+        activity["eager"] = False
         activity["last_failure"] = failure
         if delay == 0:
             _send_activity_task(ctx, state, activity)

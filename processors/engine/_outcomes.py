@@ -29,10 +29,29 @@ def _pending_attempt(
     state = _running_or_none(ctx, command)
     if state is None:
         return None
-    activity = state["activities"].get(str(body["scheduled_event_id"]))
+    activity = _attempt_activity(state["activities"], body)
     if activity is None or activity["attempt"] != body["attempt"] or not activity["dispatched"]:
         return None
     return state, activity
+
+
+def _attempt_activity(activities: dict[str, Any], body: dict[str, Any]) -> dict[str, Any] | None:
+    """The activity an outcome, start or heartbeat names: by scheduled event id, or (id 0)
+    an eagerly started attempt by activity id. A named activity id must match."""
+    activity_id = body.get("activity_id", "")
+    if body["scheduled_event_id"] == 0:
+        if not activity_id:
+            return None
+        # Activity ids are unique among a run's open activities.
+        found: dict[str, Any] | None = next(
+            (a for a in activities.values() if a["eager"] and a["activity_id"] == activity_id),
+            None,
+        )
+        return found
+    activity = activities.get(str(body["scheduled_event_id"]))
+    if activity is not None and activity_id and activity["activity_id"] != activity_id:
+        return None
+    return activity
 
 
 def _activity_completed(ctx: Context, command: dict[str, Any], body: dict[str, Any]) -> None:

@@ -108,6 +108,7 @@ def scheduling_fields(state: dict[str, Any]) -> dict[str, Any]:
             "heartbeat_details": [],
             "last_heartbeat_time_ms": None,
             "last_failure": None,
+            "eager": False,
         }
         for k, a in state["activities"].items()
     }

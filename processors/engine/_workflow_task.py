@@ -158,10 +158,16 @@ WorkflowCommand = Callable[[Context, State, dict[str, Any], int], None]
 
 
 def _schedule_activity(ctx: Context, state: State, attrs: dict[str, Any], wtc: int) -> None:
-    scheduled = emit(
-        ctx, state, "ActivityTaskScheduled", {**attrs, "workflow_task_completed_event_id": wtc}
-    )
-    _send_activity_task(ctx, state, state["activities"][str(scheduled)])
+    event = {k: v for k, v in attrs.items() if k != "request_eager_execution"}
+    eager = bool(attrs.get("request_eager_execution", False))
+    event["workflow_task_completed_event_id"] = wtc
+    event["eager_execution"] = eager
+    scheduled = emit(ctx, state, "ActivityTaskScheduled", event)
+    if not eager:
+        _send_activity_task(ctx, state, state["activities"][str(scheduled)])
+    # else: the worker that completed this task has started attempt 1 (Temporal's eager
+    # activity execution); its start-to-close timeout runs from now, and its outcome
+    # names it by activity id, since the worker cannot know this event's id.
 
 
 def _cancel_activity(ctx: Context, state: State, attrs: dict[str, Any], wtc: int) -> None:

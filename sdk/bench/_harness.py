@@ -133,6 +133,9 @@ class BenchOptions:
     """``recovery``: seconds into the measured load to kill the engine (default: half)."""
     keep_topics: bool = False
     """Leave the namespace's topics behind (by default a run deletes the topics it created)."""
+    eager_activities: bool = True
+    """Workers start activities of their own task queue eagerly (``False``: every activity
+    task goes through ``activity-tasks``, as with ``disable_eager_activity_execution``)."""
     temporal: TemporalTarget | None = None
     """Run on Temporal instead (one of :data:`TEMPORAL_WORKLOADS`); ``None``: on Cadenza."""
 
@@ -240,6 +243,7 @@ class LoadRun:
             "duration_s": round(seconds, 2),
             "offered_rate": round(offered, 2),
             "concurrency": self.options.concurrency,
+            "eager_activities": self.options.eager_activities,
             "achieved_rate": round(in_window / seconds, 2),
             "completed": len(ok),
             "failed": len(not_completed),
@@ -615,6 +619,7 @@ async def _client_workload(run: _Run) -> dict[str, Any]:
             ],
             activities=[w.echo],
             max_cached_workflows=max(1000, (options.concurrency or 0) * 2),
+            disable_eager_activity_execution=not options.eager_activities,
         ):
             await _wait_ready(run, client)
             run.before = run.snapshot()

@@ -168,6 +168,12 @@ def _table(*reports: dict[str, Any]) -> str:
     is_flag=True,
     help="Keep the topics of a namespace the run created (deleted after the run by default).",
 )
+@click.option(
+    "--no-eager-activities",
+    is_flag=True,
+    help="Workers send every activity through the activity-tasks topic "
+    "(Worker(disable_eager_activity_execution=True)).",
+)
 @click.option("--json", "json_path", default=None, help="Write the report to this file.")
 def bench(
     workload: str,
@@ -186,6 +192,7 @@ def bench(
     temporal_db: str | None,
     compare: bool,
     keep_topics: bool,
+    no_eager_activities: bool,
     json_path: str | None,
 ) -> None:
     """Run WORKLOAD (one-activity, ten-steps, fan-out, signals, timers, ingest, replay,
@@ -224,6 +231,7 @@ def bench(
         kill_at=kill_at,
         external_engine=engine == "external",
         keep_topics=keep_topics,
+        eager_activities=not no_eager_activities,
         temporal=(
             TemporalTarget(address=temporal_address, db_file=temporal_db)
             if target == "temporal"

@@ -19,6 +19,7 @@ import dataclasses
 import json
 import logging
 import threading
+import time
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
@@ -121,6 +122,38 @@ def _td(ms: int | None) -> timedelta | None:
 
 def _time(ms: int) -> datetime:
     return datetime.fromtimestamp(ms / 1000, UTC)
+
+
+def eager_task(workflow_task: Mapping[str, Any], attrs: Mapping[str, Any]) -> dict[str, Any]:
+    """The ``ActivityTask`` of attempt 1 of an activity that ``workflow_task``'s completion
+    schedules with ``request_eager_execution`` (``attrs``: the command, payloads encoded).
+
+    Its ``scheduled_event_id`` is 0: the engine assigns that id when it applies the
+    completion, so the attempt's answers name the activity by ``activity_id`` instead.
+    Timeouts as the engine derives them (start-to-close defaults to schedule-to-close).
+    """
+    now_ms = int(time.time() * 1000)
+    return {
+        "workflow_id": workflow_task["workflow_id"],
+        "run_id": workflow_task["run_id"],
+        "workflow_type": workflow_task["workflow_type"],
+        "activity_id": attrs["activity_id"],
+        "activity_type": attrs["activity_type"],
+        "task_queue": attrs["task_queue"],
+        "scheduled_event_id": 0,
+        "attempt": 1,
+        "input": attrs.get("input", []),
+        "header": attrs.get("header", {}),
+        "heartbeat_details": [],
+        "scheduled_time_ms": now_ms,
+        "current_attempt_scheduled_time_ms": now_ms,
+        "schedule_to_close_timeout_ms": attrs.get("schedule_to_close_timeout_ms"),
+        "schedule_to_start_timeout_ms": None,  # started at once
+        "start_to_close_timeout_ms": attrs.get("start_to_close_timeout_ms")
+        or attrs.get("schedule_to_close_timeout_ms"),
+        "heartbeat_timeout_ms": attrs.get("heartbeat_timeout_ms"),
+        "retry_policy": attrs.get("retry_policy"),
+    }
 
 
 def heartbeat_throttle_interval(
@@ -286,6 +319,7 @@ class _Heartbeats:
                     {
                         "scheduled_event_id": task["scheduled_event_id"],
                         "attempt": task["attempt"],
+                        "activity_id": task["activity_id"],
                         "details": encoded,
                     },
                 ),
@@ -399,6 +433,45 @@ class ActivityWorker:
         if self._consumer is not None:
             await self._consumer.close()
 
+    # -- eager attempts (started by this worker's workflow tasks) ---------------------------
+
+    def reserve_eager(self, activity_type: str) -> bool:
+        """Take a slot for an eager attempt of ``activity_type``: False when it is not
+        registered here, the worker is full or stopping. Run it with :meth:`run_eager`,
+        or give the slot back with :meth:`release_eager`."""
+        if self._stopping or self._consumer is None:
+            return False
+        if activity_type not in self._activities and None not in self._activities:
+            return False
+        return self._consumer.try_reserve()
+
+    def release_eager(self) -> None:
+        """Give back a slot of :meth:`reserve_eager` that was not used."""
+        assert self._consumer is not None
+        self._consumer.release()
+
+    def run_eager(self, task: dict[str, Any]) -> None:
+        """Run an attempt built by :func:`eager_task` in a slot of :meth:`reserve_eager`."""
+        handler = asyncio.get_running_loop().create_task(
+            self._handle_eager(task), name=f"cadenza activity {task['activity_id']}"
+        )
+        self._handlers.add(handler)
+        handler.add_done_callback(self._handlers.discard)
+
+    async def _handle_eager(self, task: dict[str, Any]) -> None:
+        try:
+            await self._run_attempt(task)
+        except AnswerNotSent as exc:
+            self._on_fatal(exc)
+        except Exception:
+            _log.exception(
+                "Eager activity %s of workflow %s could not be processed",
+                task["activity_id"],
+                task["workflow_id"],
+            )
+        finally:
+            self.release_eager()
+
     # -- dispatch --------------------------------------------------------------------------
 
     def _on_record(self, record: Record) -> None:
@@ -446,7 +519,7 @@ class ActivityWorker:
         if token in self._running:
             _log.debug("Activity task %s delivered twice; the first is running", token)
             return
-        if task.get("schedule_to_start_timeout_ms") is not None:
+        if task["scheduled_event_id"] and task.get("schedule_to_start_timeout_ms") is not None:
             await self._send(task, ACTIVITY_TASK_STARTED, {}, fatal_only=True)
 
         definition = self._activities.get(str(task["activity_type"])) or self._activities.get(None)
@@ -672,6 +745,7 @@ class ActivityWorker:
         body = {
             "scheduled_event_id": task["scheduled_event_id"],
             "attempt": task["attempt"],
+            "activity_id": task["activity_id"],
             **fields,
         }
         try:

@@ -106,7 +106,8 @@ class TaskConsumer:
             "error_cb": self._on_error,
         }
         self._tracker = OffsetTracker()
-        self._finished: queue.SimpleQueue[tuple[Ticket, bool]] = queue.SimpleQueue()
+        # (None, False): a reserved slot given back.
+        self._finished: queue.SimpleQueue[tuple[Ticket | None, bool]] = queue.SimpleQueue()
         self._in_flight = 0
         self._lock = threading.Lock()
         # Fetched, not yet handed out (the worker was at capacity); only the thread uses it.
@@ -134,6 +135,19 @@ class TaskConsumer:
         """Records handed out and not yet done or abandoned."""
         with self._lock:
             return self._in_flight
+
+    def try_reserve(self) -> bool:
+        """Take a free slot for work that did not come from the topic (an eager
+        activity); give it back with :meth:`release`. False when full or stopping."""
+        with self._lock:
+            if not self._fetching or self._in_flight >= self._capacity:
+                return False
+            self._in_flight += 1
+            return True
+
+    def release(self) -> None:
+        """Give back a slot taken with :meth:`try_reserve`."""
+        self._finished.put((None, False))
 
     def done(self, ticket: Ticket) -> None:
         """The record's answer is acknowledged: free its slot and commit it when in order."""
@@ -269,7 +283,7 @@ class TaskConsumer:
                 break
             with self._lock:
                 self._in_flight -= 1
-            if commit:
+            if commit and ticket is not None:
                 self._tracker.done(ticket)
         commits = self._tracker.take_commits()
         if not commits:

@@ -165,8 +165,11 @@ class Worker:
             debug_mode: Disable the deadlock detection that fails a workflow
                 task whose code does not yield within 2 seconds (for debuggers).
                 Time the process is starved of the GIL or a CPU does not count.
-            disable_eager_activity_execution: Accepted for compatibility;
-                Cadenza has no eager activities.
+            disable_eager_activity_execution: If False (the default), an
+                activity that a workflow task schedules on this worker's task
+                queue, while this worker has a free activity slot, is started
+                here at once (up to 3 per task) instead of going through the
+                activity-tasks topic and back: one engine round trip less.
             on_fatal_error: Awaited with the error when the worker fails
                 fatally (before it shuts down).
 
@@ -277,6 +280,7 @@ class Worker:
             "disable_eager_activity_execution": disable_eager_activity_execution,
             "on_fatal_error": on_fatal_error,
         }
+        self._disable_eager_activities = disable_eager_activity_execution
         self._identity = identity or client.identity
         self._build_id = build_id or ""
         self._activity_executor = activity_executor
@@ -422,6 +426,8 @@ class Worker:
                     on_fatal=self._on_fatal,
                 )
                 self._activity_worker.start(loop)
+                if self._workflow_worker is not None and not self._disable_eager_activities:
+                    self._workflow_worker.eager_activities = self._activity_worker
         except BaseException:
             await self.shutdown()
             raise

@@ -13,6 +13,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from confluent_kafka import OFFSET_BEGINNING, Consumer, TopicPartition
 
 from cadenza import Settings, activity, workflow
 from cadenza.client import Client, WorkflowFailureError
@@ -25,9 +26,10 @@ from cadenza.exceptions import (
     TimeoutError,
     TimeoutType,
 )
+from cadenza.topics import activity_tasks_topic
 from cadenza.worker import Worker
 
-from .sdk_support import event_names, run_scenario, wait_until
+from .sdk_support import attributes, event_name, event_names, run_scenario, wait_until
 
 QUEUE = "sdk-activities"
 
@@ -400,3 +402,55 @@ def test_parallel_activities_with_gather_and_wait(settings: Settings, tmp_path: 
         assert first == ["done=1", "pending=1", "first=True", "result=woke up", "cancelled=1"]
 
     run_scenario(settings, tmp_path, scenario, task_queues=[QUEUE])
+
+
+# -- eager execution -------------------------------------------------------------------------
+
+
+def _dispatched(settings: Settings) -> int:
+    """Records on the queue's activity-tasks topic (tasks that went through Kafka).
+
+    Counted by reading them: offsets also count the engine's transaction markers."""
+    consumer = Consumer(
+        {**settings.kafka_config(), "group.id": "eager-check", "enable.auto.commit": False}
+    )
+    try:
+        topic = activity_tasks_topic(settings, QUEUE)
+        partitions = consumer.list_topics(topic, timeout=10).topics[topic].partitions
+        consumer.assign([TopicPartition(topic, p, OFFSET_BEGINNING) for p in partitions])
+        count, idle = 0, 0
+        while idle < 2:  # all was written before the workflow completed
+            got = consumer.consume(100, 1.0)
+            count += sum(1 for m in got if m.error() is None)
+            idle = 0 if got else idle + 1
+        return count
+    finally:
+        consumer.close()
+
+
+@pytest.mark.parametrize("disabled", [False, True], ids=["eager", "disabled"])
+def test_activities_on_the_workers_own_queue_start_eagerly(
+    settings: Settings, tmp_path: Path, disabled: bool
+) -> None:
+    # Ten parallel activities in one task: the worker starts three itself (Temporal's
+    # limit per task), the engine dispatches the other seven through Kafka.
+    async def scenario(client: Client) -> list[bool]:
+        async with Worker(
+            client,
+            task_queue=QUEUE,
+            workflows=WORKFLOWS,
+            activities=ACTIVITIES,
+            disable_eager_activity_execution=disabled,
+        ):
+            got = await client.execute_workflow(FanOutWorkflow.run, id="eager", task_queue=QUEUE)
+        assert got == [n * n for n in range(10)]
+        history = await client.get_workflow_handle("eager").fetch_history()
+        return [
+            attributes(e)["eager_execution"]
+            for e in history.events
+            if event_name(e) == "ActivityTaskScheduled"
+        ]
+
+    flags = run_scenario(settings, tmp_path, scenario, task_queues=[QUEUE])
+    assert flags == ([False] * 10 if disabled else [True] * 3 + [False] * 7)
+    assert _dispatched(settings) == (10 if disabled else 7)

@@ -21,6 +21,8 @@ class _Outputs:
 
     def __init__(self) -> None:
         self.workflow_tasks: list[dict[str, Any]] = []
+        self.activity_tasks: list[dict[str, Any]] = []
+        self.events: list[tuple[str, dict[str, Any]]] = []
 
     def task_topic(self, name_of: Any, queue: str) -> str:
         return "tasks"
@@ -29,6 +31,10 @@ class _Outputs:
         name, datum = schemas.decode(value)
         if name == schemas.WORKFLOW_TASK:
             self.workflow_tasks.append(datum)
+        elif name == schemas.ACTIVITY_TASK:
+            self.activity_tasks.append(datum)
+        elif name == schemas.HISTORY_EVENT:
+            self.events.append(datum["attributes"])
 
 
 def _step(store: PartitionStore, out: _Outputs, now: int, *commands: dict[str, Any]) -> None:
@@ -102,4 +108,135 @@ def test_a_reset_sticky_task_queue_makes_the_next_task_whole(tmp_path: Path) -> 
     woken = out.workflow_tasks[-1]
     assert woken["history_from_event_id"] == 1
     assert woken["history"][0]["attributes"][0] == "cadenza.history.WorkflowExecutionStarted"
+    store.close()
+
+
+# -- eager activities --------------------------------------------------------------------
+
+
+def _scheduled_eagerly(tmp_path: Path, **activity: Any) -> tuple[PartitionStore, _Outputs, str]:
+    """A run whose first task completed with one activity (id "1") requested eagerly."""
+    store, out = PartitionStore(tmp_path), _Outputs()
+    start = {"workflow_type": "W", "task_queue": "q", "request_id": "r"}
+    _step(store, out, T0, _command(("cadenza.command.StartWorkflow", start)))
+    task = out.workflow_tasks[-1]
+    schedule = {
+        "activity_id": "1",
+        "activity_type": "A",
+        "task_queue": "q",
+        "start_to_close_timeout_ms": 5000,
+        "request_eager_execution": True,
+        **activity,
+    }
+    done = {
+        "scheduled_event_id": task["scheduled_event_id"],
+        "attempt": 1,
+        "commands": [("cadenza.command.ScheduleActivityTask", schedule)],
+    }
+    _step(
+        store,
+        out,
+        T0 + 10,
+        _command(("cadenza.command.WorkflowTaskCompleted", done), task["run_id"]),
+    )
+    return store, out, task["run_id"]
+
+
+def _answer(name: str, run_id: str, **body: Any) -> dict[str, Any]:
+    return _command((f"cadenza.command.{name}", body), run_id)
+
+
+def test_an_eager_activity_is_recorded_started_and_not_dispatched(tmp_path: Path) -> None:
+    store, out, run_id = _scheduled_eagerly(tmp_path)
+    assert out.activity_tasks == []
+    name, attrs = out.events[-1]
+    assert name == "cadenza.history.ActivityTaskScheduled" and attrs["eager_execution"]
+    # Its start-to-close runs from the completion; it never waits for a worker.
+    kinds = {due.kind: due.due_time_ms for due in timers_of(store.state("w"))}
+    assert kinds["ACTIVITY_START_TO_CLOSE"] == T0 + 10 + 5000
+    assert "ACTIVITY_SCHEDULE_TO_START" not in kinds
+    # The worker names the attempt by activity id: scheduled event id 0.
+    result = [{"metadata": {}, "data": b"1"}]
+    completed = _answer(
+        "ActivityTaskCompleted",
+        run_id,
+        scheduled_event_id=0,
+        attempt=1,
+        activity_id="1",
+        result=result,
+    )
+    _step(store, out, T0 + 20, completed)
+    names = [name for name, _ in out.events[-4:]]
+    assert names[:2] == [
+        "cadenza.history.ActivityTaskStarted",
+        "cadenza.history.ActivityTaskCompleted",
+    ]
+    assert out.events[-3][1]["result"] == result
+    state = store.state("w")
+    assert state is not None and state["activities"] == {}
+    # The same answer again is stale: nothing more is written.
+    before = len(out.events)
+    _step(store, out, T0 + 30, completed)
+    assert len(out.events) == before
+    store.close()
+
+
+def test_answers_by_activity_id_match_only_an_eager_attempt_of_that_id(tmp_path: Path) -> None:
+    store, out, run_id = _scheduled_eagerly(tmp_path, request_eager_execution=False)
+    assert len(out.activity_tasks) == 1  # dispatched as usual
+    scheduled = out.activity_tasks[0]["scheduled_event_id"]
+    before = len(out.events)
+    for body in (
+        {"scheduled_event_id": 0, "activity_id": "1"},  # not eager: needs its event id
+        {"scheduled_event_id": scheduled, "activity_id": "2"},  # another activity's id
+        {"scheduled_event_id": 0, "activity_id": ""},
+    ):
+        _step(store, out, T0 + 20, _answer("ActivityTaskCompleted", run_id, attempt=1, **body))
+    assert len(out.events) == before
+    ok = {"scheduled_event_id": scheduled, "activity_id": "1", "attempt": 1}
+    _step(store, out, T0 + 30, _answer("ActivityTaskCompleted", run_id, **ok))
+    assert out.events[before + 1][0] == "cadenza.history.ActivityTaskCompleted"
+    store.close()
+
+
+def test_a_failed_eager_attempt_is_retried_through_the_task_topic(tmp_path: Path) -> None:
+    policy = {
+        "initial_interval_ms": 100,
+        "backoff_coefficient": 2.0,
+        "maximum_interval_ms": None,
+        "maximum_attempts": 3,
+        "non_retryable_error_types": [],
+    }
+    store, out, run_id = _scheduled_eagerly(tmp_path, retry_policy=policy)
+    failure = {"message": "boom", "source": "test", "stack_trace": "", "cause": None, "info": None}
+    failed = _answer(
+        "ActivityTaskFailed",
+        run_id,
+        scheduled_event_id=0,
+        attempt=1,
+        activity_id="1",
+        failure=failure,
+    )
+    _step(store, out, T0 + 20, failed)
+    (backoff,) = [d for d in timers_of(store.state("w")) if d.kind == "ACTIVITY_RETRY_BACKOFF"]
+    fired = {
+        "kind": backoff.kind,
+        "ref_event_id": backoff.ref,
+        "attempt": backoff.attempt,
+        "due_time_ms": backoff.due_time_ms,
+    }
+    _step(store, out, backoff.due_time_ms, _answer("TimeoutFired", run_id, **fired))
+    (retry,) = out.activity_tasks
+    assert retry["attempt"] == 2 and retry["scheduled_event_id"] > 0
+    state = store.state("w")
+    assert state is not None
+    (activity,) = state["activities"].values()
+    assert not activity["eager"]
+    # Attempt 2 is not eager: an answer by activity id alone no longer matches it.
+    before = len(out.events)
+    by_id = _answer(
+        "ActivityTaskCompleted", run_id, scheduled_event_id=0, attempt=2, activity_id="1"
+    )
+    _step(store, out, T0 + 30, by_id)
+    assert len(out.events) == before
     store.close()
