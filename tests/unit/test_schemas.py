@@ -968,3 +968,24 @@ def test_a_shape_the_compiler_rejects_falls_back_to_fastavro() -> None:
     assert registry._writers["x.Odd"].compiled is None
     for value in ("text", 42):
         assert registry.decode(registry.encode("x.Odd", {"u": value})) == ("x.Odd", {"u": value})
+
+
+def test_longs_of_every_varint_length_read_as_fastavro_writes_them() -> None:
+    from cadenza.schemas._compiled import compile_codecs
+
+    schema: dict[str, Any] = {
+        "type": "record",
+        "name": "x.L",
+        "fields": [{"name": "n", "type": "long"}, {"name": "s", "type": "string"}],
+    }
+    codec = compile_codecs([schema])["x.L"]
+    parsed = parse_schema(copy.deepcopy(schema))
+    # Both ends of every varint length (1 to 10 bytes), of either sign.
+    edges = [0, 1, -1, 2**63 - 1, -(2**63)]
+    for bits in range(6, 63, 7):
+        edges += [2**bits - 1, 2**bits, -(2**bits), -(2**bits) - 1]
+    for n in edges:
+        buf = BytesIO()
+        schemaless_writer(buf, parsed, {"n": n, "s": "é"})
+        data = buf.getvalue()
+        assert codec.read(data, 0) == ({"n": n, "s": "é"}, len(data)), n
