@@ -52,9 +52,11 @@ _STARTED = "cadenza.history.WorkflowExecutionStarted"
 _STATE = "cadenza.state.WorkflowState"
 _BATCH = 10_000
 _WRITE_EVERY = 5000
-# consume() waits for a full batch or this long, and a partition's last batch is
-# rarely full: keep it short (a 1 s wait per partition once made replay crawl).
-_WAIT_S = 0.01
+# consume() waits for a full batch or this long, and the first and the last
+# batches are rarely full: keep it short (a 1 s wait per partition once made
+# replay crawl; 10 ms still idled 20 ms of each process's 0.6 s). Events that
+# have come are returned at once; an empty wait costs a call.
+_WAIT_S = 0.001
 
 #: Records to put in a store, in order.
 Writes = list[tuple[bytes, bytes]]
