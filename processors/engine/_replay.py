@@ -396,9 +396,10 @@ class _Fold:
 
     def finish(self) -> Writes:
         """The records of the runs' states and timers."""
+        encode = schemas.default_registry().encoder(_STATE)
         writes = self.archived
         for workflow_id, state in self.current.items():
-            encoded = schemas.encode(_STATE, state)
+            encoded = encode(state)
             if state["status"] != "RUNNING":
                 writes.append((run_key(workflow_id, state["run_id"]), encoded))
             writes.append((state_key(workflow_id), encoded))

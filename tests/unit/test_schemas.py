@@ -778,6 +778,16 @@ def test_encode_errors_name_the_field(datum: dict[str, Any], message: str) -> No
         schemas.encode(COMMAND, datum)
 
 
+def test_an_encoder_encodes_and_fails_as_encode_does() -> None:
+    encode = schemas.default_registry().encoder(COMMAND)
+    good = _command()
+    assert encode(good) == schemas.encode(COMMAND, good)
+    with pytest.raises(EncodeError, match="sent_time_ms"):
+        encode(_command(sent_time_ms=2**64))
+    with pytest.raises(KeyError, match="cadenza.command.Nope"):
+        schemas.default_registry().encoder("cadenza.command.Nope")
+
+
 def test_encode_of_an_unknown_schema() -> None:
     with pytest.raises(EncodeError, match="unknown record schema 'cadenza.command.Nope'"):
         schemas.encode("cadenza.command.Nope", {})
