@@ -52,9 +52,11 @@ _STARTED = "cadenza.history.WorkflowExecutionStarted"
 _STATE = "cadenza.state.WorkflowState"
 _BATCH = 10_000
 _WRITE_EVERY = 5000
-# consume() waits for a full batch or this long, and a partition's last batch is
-# rarely full: keep it short (a 1 s wait per partition once made replay crawl).
-_WAIT_S = 0.01
+# consume() waits for a full batch or this long, and the first and the last
+# batches are rarely full: keep it short (a 1 s wait per partition once made
+# replay crawl; 10 ms still idled 20 ms of each process's 0.6 s). Events that
+# have come are returned at once; an empty wait costs a call.
+_WAIT_S = 0.001
 
 #: Records to put in a store, in order.
 Writes = list[tuple[bytes, bytes]]
@@ -222,13 +224,18 @@ def _rebuild_share(job: _Job, share: int, shares: int) -> dict[int, _Counts]:
             # A partition's end is known from a fetch that finds nothing more,
             # which the broker would otherwise hold for 500 ms.
             "fetch.wait.max.ms": 10,
+            # Connect to the brokers at once. With sparse connections librdkafka drops
+            # the bootstrap connection when the metadata names the broker, losing a
+            # metadata request in flight on it, and asks again only about 50 ms
+            # later, on a new connection (half the rebuilds waited so).
+            "enable.sparse.connections": False,
         }
     )
     topic = history_topic(settings)
     changelog = changelog_topic(settings, "engine-workflows")
     partitions: dict[int, _Partition] = {}
-    # Opening and flushing a store is mostly waiting for the disk, without the
-    # GIL: threads do it while this one folds.
+    # Flushing a store waits for the disk without the GIL: threads do it while
+    # the next partition's states are encoded.
     disk = ThreadPoolExecutor(2, thread_name_prefix="replay-disk")
     try:
         metadata = consumer.list_topics(topic, timeout=10).topics[topic]
@@ -239,14 +246,22 @@ def _rebuild_share(job: _Job, share: int, shares: int) -> dict[int, _Counts]:
             )
         mine = sorted(metadata.partitions)[share::shares]
         ends = _ends(consumer, [TopicPartition(t, p) for t in (topic, changelog) for p in mine])
+        if job.until_offset is not None:
+            for partition in mine:
+                ends[topic, partition] = min(ends[topic, partition], job.until_offset)
+        reading = {partition for partition in mine if ends[topic, partition] > 0}
+        # The broker starts sending at once, while the stores open: opening one takes
+        # about 3 ms, holding the GIL (so not in a thread, which would only hold up
+        # this one), and the first events take longer than all of them to come.
+        consumer.assign([TopicPartition(topic, partition, 0) for partition in sorted(reading)])
         for partition in mine:
-            high, changelog_end = ends[topic, partition], ends[changelog, partition]
-            end = high if job.until_offset is None else min(high, job.until_offset)
             # Without the write-ahead log: a rebuild that fails is started again
             # in an empty directory, and one that succeeds is flushed at the end.
-            store = disk.submit(PartitionStore, job.home / f"p{partition:04d}", wal=False)
-            partitions[partition] = _Partition(store, end, changelog_end, _Fold(job.until_time_ms))
-        _read(consumer, topic, partitions)
+            store = PartitionStore(job.home / f"p{partition:04d}", wal=False)
+            partitions[partition] = _Partition(
+                store, ends[topic, partition], ends[changelog, partition], _Fold(job.until_time_ms)
+            )
+        _read(consumer, partitions, reading)
         flushed = [p.finish(disk) for p in partitions.values()]
         for flush in flushed:
             flush.result()
@@ -254,8 +269,7 @@ def _rebuild_share(job: _Job, share: int, shares: int) -> dict[int, _Counts]:
     finally:
         disk.shutdown()
         for p in partitions.values():
-            if p.opening.exception() is None:
-                p.opening.result().close()
+            p.store.close()
         consumer.close()
 
 
@@ -272,12 +286,11 @@ def _ends(consumer: Consumer, partitions: list[TopicPartition]) -> dict[tuple[st
     return ends
 
 
-def _read(consumer: Consumer, topic: str, partitions: dict[int, _Partition]) -> None:
-    """Read every partition to its end, through one assignment, and fold each event."""
-    reading = {partition for partition, p in partitions.items() if p.end > 0}
+def _read(consumer: Consumer, partitions: dict[int, _Partition], reading: set[int]) -> None:
+    """Read the partitions ``reading`` (assigned from their start) to their ends, and fold
+    each event."""
     if not reading:
         return
-    consumer.assign([TopicPartition(topic, partition, 0) for partition in sorted(reading)])
     decode = schemas.default_registry().decoder(schemas.HISTORY_EVENT)
     while reading:
         for msg in consumer.consume(_BATCH, _WAIT_S):
@@ -305,10 +318,8 @@ def _read(consumer: Consumer, topic: str, partitions: dict[int, _Partition]) -> 
 class _Partition:
     """A partition being rebuilt: its store, its end and its fold."""
 
-    def __init__(
-        self, opening: Future[PartitionStore], end: int, changelog_end: int, fold: _Fold
-    ) -> None:
-        self.opening = opening
+    def __init__(self, store: PartitionStore, end: int, changelog_end: int, fold: _Fold) -> None:
+        self.store = store
         self.end = end
         #: The changelog's end when the rebuild began: the store reflects it.
         self.changelog_end = changelog_end
@@ -324,21 +335,20 @@ class _Partition:
             self._batch.put(key, value)
         self._batched += len(writes)
         if self._batched >= _WRITE_EVERY:
-            self.opening.result().write(self._batch, None)
+            self.store.write(self._batch, None)
             self._batch, self._batched = None, 0
 
     def finish(self, disk: ThreadPoolExecutor) -> Future[None]:
         """Write the rest of history, then the states and the offsets they reflect;
         flush the store in ``disk``'s threads while the next partition is finished."""
         self.put(self.fold.drain())
-        store = self.opening.result()
         if self._batch is not None:
-            store.write(self._batch, None)
+            self.store.write(self._batch, None)
         wb = new_batch()
         for key, value in self.fold.finish():
             wb.put(key, value)
-        store.write(wb, {"history": self.fold.next_offset, "changelog": self.changelog_end})
-        return disk.submit(store.flush)
+        self.store.write(wb, {"history": self.fold.next_offset, "changelog": self.changelog_end})
+        return disk.submit(self.store.flush)
 
     def counts(self) -> _Counts:
         return _Counts(self.fold.events, self.fold.runs)
@@ -387,9 +397,10 @@ class _Fold:
 
     def finish(self) -> Writes:
         """The records of the runs' states and timers."""
+        encode = schemas.default_registry().encoder(_STATE)
         writes = self.archived
         for workflow_id, state in self.current.items():
-            encoded = schemas.encode(_STATE, state)
+            encoded = encode(state)
             if state["status"] != "RUNNING":
                 writes.append((run_key(workflow_id, state["run_id"]), encoded))
             writes.append((state_key(workflow_id), encoded))

@@ -59,9 +59,15 @@ class PartitionStore:
         """
         self.cache_runs = cache_runs
         self._cache: dict[str, tuple[dict[str, Any], Any]] = {}
+        new = not (path / "CURRENT").exists()
         path.mkdir(parents=True, exist_ok=True)
         options = Options(raw_mode=True)
         options.create_if_missing(True)
+        if new:
+            # RocksDB starts max_file_opening_threads (16) threads at open to load
+            # table files, which a new store has none of: a quarter of the CPU an
+            # open takes (a rebuild opens a store per partition).
+            options.set_max_file_opening_threads(1)
         self.path = path
         self._db = Rdict(str(path), options=options)
         if not wal:

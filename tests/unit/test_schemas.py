@@ -778,6 +778,16 @@ def test_encode_errors_name_the_field(datum: dict[str, Any], message: str) -> No
         schemas.encode(COMMAND, datum)
 
 
+def test_an_encoder_encodes_and_fails_as_encode_does() -> None:
+    encode = schemas.default_registry().encoder(COMMAND)
+    good = _command()
+    assert encode(good) == schemas.encode(COMMAND, good)
+    with pytest.raises(EncodeError, match="sent_time_ms"):
+        encode(_command(sent_time_ms=2**64))
+    with pytest.raises(KeyError, match="cadenza.command.Nope"):
+        schemas.default_registry().encoder("cadenza.command.Nope")
+
+
 def test_encode_of_an_unknown_schema() -> None:
     with pytest.raises(EncodeError, match="unknown record schema 'cadenza.command.Nope'"):
         schemas.encode("cadenza.command.Nope", {})
@@ -968,3 +978,24 @@ def test_a_shape_the_compiler_rejects_falls_back_to_fastavro() -> None:
     assert registry._writers["x.Odd"].compiled is None
     for value in ("text", 42):
         assert registry.decode(registry.encode("x.Odd", {"u": value})) == ("x.Odd", {"u": value})
+
+
+def test_longs_of_every_varint_length_read_as_fastavro_writes_them() -> None:
+    from cadenza.schemas._compiled import compile_codecs
+
+    schema: dict[str, Any] = {
+        "type": "record",
+        "name": "x.L",
+        "fields": [{"name": "n", "type": "long"}, {"name": "s", "type": "string"}],
+    }
+    codec = compile_codecs([schema])["x.L"]
+    parsed = parse_schema(copy.deepcopy(schema))
+    # Both ends of every varint length (1 to 10 bytes), of either sign.
+    edges = [0, 1, -1, 2**63 - 1, -(2**63)]
+    for bits in range(6, 63, 7):
+        edges += [2**bits - 1, 2**bits, -(2**bits), -(2**bits) - 1]
+    for n in edges:
+        buf = BytesIO()
+        schemaless_writer(buf, parsed, {"n": n, "s": "é"})
+        data = buf.getvalue()
+        assert codec.read(data, 0) == ({"n": n, "s": "é"}, len(data)), n
