@@ -332,30 +332,31 @@ class WorkflowWorker:
             return
         kept = self._keep(instance, result)
         commands, eager = self._request_eager(result.commands)
+        sent = False
         try:
             commands = await encode_in(commands, self._codec)
-        except BaseException:
-            self._release_eager(eager)
-            raise
-        body = {
-            "scheduled_event_id": task["scheduled_event_id"],
-            "attempt": task["attempt"],
-            "commands": commands,
-            "identity": self._identity,
-            "binary_checksum": self._build_id,
-            "sticky": kept,
-        }
-        try:
-            await self._send(task, (WORKFLOW_TASK_COMPLETED, body))
-        except BaseException as exc:
-            self._release_eager(eager)
-            if isinstance(exc, AnswerNotSent) or not isinstance(exc, Exception):
+            body = {
+                "scheduled_event_id": task["scheduled_event_id"],
+                "attempt": task["attempt"],
+                "commands": commands,
+                "identity": self._identity,
+                "binary_checksum": self._build_id,
+                "sticky": kept,
+            }
+            try:
+                await self._send(task, (WORKFLOW_TASK_COMPLETED, body))
+            except AnswerNotSent:
                 raise
-            if not is_record_problem(exc):
-                raise AnswerNotSent(f"WorkflowTaskCompleted not sent: {exc}") from exc
-            self._cache.drop(run_id)
-            await self._fail_task(task, UNHANDLED_FAILURE_CAUSE, exc)
-            return
+            except Exception as exc:
+                if not is_record_problem(exc):
+                    raise AnswerNotSent(f"WorkflowTaskCompleted not sent: {exc}") from exc
+                self._cache.drop(run_id)
+                await self._fail_task(task, UNHANDLED_FAILURE_CAUSE, exc)
+                return
+            sent = True
+        finally:
+            if not sent:
+                self._release_eager(eager)
         # The completion is on the commands partition before any answer of these attempts.
         for index in eager:
             assert self.eager_activities is not None

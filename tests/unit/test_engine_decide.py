@@ -146,6 +146,11 @@ def _answer(name: str, run_id: str, **body: Any) -> dict[str, Any]:
     return _command((f"cadenza.command.{name}", body), run_id)
 
 
+def _eager_answer(name: str, run_id: str, **body: Any) -> dict[str, Any]:
+    """An answer of eager attempt 1 of activity "1", named by activity id."""
+    return _answer(name, run_id, scheduled_event_id=0, attempt=1, activity_id="1", **body)
+
+
 def test_an_eager_activity_is_recorded_started_and_not_dispatched(tmp_path: Path) -> None:
     store, out, run_id = _scheduled_eagerly(tmp_path)
     assert out.activity_tasks == []
@@ -157,14 +162,7 @@ def test_an_eager_activity_is_recorded_started_and_not_dispatched(tmp_path: Path
     assert "ACTIVITY_SCHEDULE_TO_START" not in kinds
     # The worker names the attempt by activity id: scheduled event id 0.
     result = [{"metadata": {}, "data": b"1"}]
-    completed = _answer(
-        "ActivityTaskCompleted",
-        run_id,
-        scheduled_event_id=0,
-        attempt=1,
-        activity_id="1",
-        result=result,
-    )
+    completed = _eager_answer("ActivityTaskCompleted", run_id, result=result)
     _step(store, out, T0 + 20, completed)
     names = [name for name, _ in out.events[-4:]]
     assert names[:2] == [
@@ -209,14 +207,7 @@ def test_a_failed_eager_attempt_is_retried_through_the_task_topic(tmp_path: Path
     }
     store, out, run_id = _scheduled_eagerly(tmp_path, retry_policy=policy)
     failure = {"message": "boom", "source": "test", "stack_trace": "", "cause": None, "info": None}
-    failed = _answer(
-        "ActivityTaskFailed",
-        run_id,
-        scheduled_event_id=0,
-        attempt=1,
-        activity_id="1",
-        failure=failure,
-    )
+    failed = _eager_answer("ActivityTaskFailed", run_id, failure=failure)
     _step(store, out, T0 + 20, failed)
     (backoff,) = [d for d in timers_of(store.state("w")) if d.kind == "ACTIVITY_RETRY_BACKOFF"]
     fired = {
