@@ -30,7 +30,7 @@ from confluent_kafka import Consumer, Producer, TopicPartition
 from cadenza import Settings, schemas
 from cadenza.bench._engine import EngineProcess
 from cadenza.bench._harness import committed_commands
-from cadenza.bench._procs import ProcSample
+from cadenza.bench._procs import ProcSample, find_listener_pid, sample_pid
 from cadenza.topics import (
     TopicAdmin,
     activity_tasks_topic,
@@ -61,6 +61,8 @@ def main() -> None:
     engine = EngineProcess(settings, Path(tempfile.mkdtemp(prefix="cadenza-mix-")))
     engine.start()
     mix = _Mix(settings, args.count, open(args.dump, "wb") if args.dump else None)
+    broker = _broker_pid(settings)
+    broker_before = _cpu(broker)
     try:
         rows = [
             mix.phase("StartWorkflow + GetWorkflowResult", engine, mix.starts),
@@ -69,6 +71,7 @@ def main() -> None:
             mix.phase("WorkflowTaskCompleted (complete)", engine, mix.complete_workflows),
         ]
         peak = (engine.sample() or _NO_SAMPLE).peak_rss_mib
+        broker_cpu = _cpu(broker) - broker_before
     finally:
         engine.stop()
         mix.close()
@@ -80,6 +83,17 @@ def main() -> None:
     for name, n, wall, used in [*rows, ("all (one-activity mix)", commands, seconds, cpu)]:
         print(f"{name:36} {n:9,} {n / wall:11,.0f} {used / n * 1e6:15.0f}")
     print(f"engine: {commands / cpu:,.0f} commands per CPU-second; peak RSS {peak:.0f} MiB")
+    if broker is not None:
+        print(f"broker: {broker_cpu / commands * 1e6:.0f} CPU-us/command (the whole run)")
+
+
+def _broker_pid(settings: Settings) -> int | None:
+    port = int(settings.resolved_bootstrap_servers.split(",")[0].rsplit(":", 1)[1])
+    return find_listener_pid(port)
+
+
+def _cpu(pid: int | None) -> float:
+    return (sample_pid(pid) or _NO_SAMPLE).cpu_seconds if pid is not None else 0.0
 
 
 _NO_SAMPLE = ProcSample(0.0, 0.0, 0.0)
