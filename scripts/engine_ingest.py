@@ -22,6 +22,7 @@ import uuid
 from confluent_kafka import Consumer, Producer, TopicPartition
 
 from cadenza import Settings, schemas
+from cadenza.processors._runtime import tune_gc
 from cadenza.processors.engine import Engine
 from cadenza.topics import TopicAdmin, commands_topic, consumer_group
 
@@ -65,6 +66,7 @@ def main() -> None:
     producer.flush()
     print(f"produced {args.count} starts in {time.monotonic() - started:.1f}s", flush=True)
 
+    tune_gc()  # as `cadenza processors run` does
     engine = Engine(settings, data_dir=tempfile.mkdtemp())
     thread = threading.Thread(target=engine.run, daemon=True)
     probe = Consumer({**settings.kafka_config(), "group.id": consumer_group(settings, "engine")})

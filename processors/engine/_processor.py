@@ -50,6 +50,7 @@ from cadenza.topics import (
     workflow_tasks_topic,
 )
 
+from .._runtime import tune_gc
 from ._apply import Event, State
 from ._decide import decide
 from ._store import PartitionStore, history_key, new_batch, run_key, state_key
@@ -856,6 +857,7 @@ def run_engine(settings: Settings, *, data_dir: str | None = None, visibility: b
     the child, back to back).
     """
     TopicAdmin(settings).create()
+    tune_gc()
     engine = Engine(settings, data_dir=data_dir)
     engine.install_signal_handlers()
     child = _spawn_visibility(settings, data_dir) if visibility else None

@@ -45,6 +45,7 @@ from cadenza.topics import (
     visibility_requests_topic,
 )
 
+from .. import _runtime
 from . import _listing
 from ._query import QueryError, parse
 from ._store import Fold, VisibilityStore
@@ -264,6 +265,7 @@ def run_visibility(
         parent_pid: Also stop when this process is gone (the engine that started this
             one as its child, even if it was killed with SIGKILL).
     """
+    _runtime.tune_gc()
     projection = Visibility(settings, data_dir=data_dir)
     for sig in (signal.SIGTERM, signal.SIGINT):
         signal.signal(sig, lambda *_: projection.stop())

@@ -41,6 +41,7 @@ def replay(
     json_path: str | None,
 ) -> None:
     """Rebuild the engine's stores from history, optionally as they were at an offset or time."""
+    from cadenza.processors._runtime import tune_gc
     from cadenza.processors.engine import rebuild
 
     until_ms = None
@@ -49,6 +50,7 @@ def replay(
             until_ms = int(datetime.fromisoformat(until_time).timestamp() * 1000)
         except ValueError:
             fail(f"--until-time {until_time!r} is not an ISO 8601 time (2026-11-21T18:00:00+00:00)")
+    tune_gc()
     try:
         report = rebuild(
             settings,
