@@ -11,7 +11,7 @@ from pathlib import Path
 
 from cadenza._settings import Settings
 
-from ._procs import ProcSample, sample_pid
+from ._procs import ProcSample, child_pids, sample_pid
 
 __all__ = ["EngineProcess"]
 
@@ -27,6 +27,8 @@ class EngineProcess:
         self._proc: subprocess.Popen[bytes] | None = None
         self._cpu_before_restarts = 0.0
         self._peak_mib = 0.0
+        self._children: dict[int, ProcSample] = {}
+        """The last sample of each child the engine started (its visibility process)."""
         self.starts = 0
 
     @property
@@ -94,10 +96,28 @@ class EngineProcess:
         self._peak_mib = max(self._peak_mib, now.peak_rss_mib)
         return ProcSample(now.cpu_seconds + self._cpu_before_restarts, self._peak_mib, now.rss_mib)
 
+    def sample_children(self) -> ProcSample | None:
+        """CPU and memory of the engine's child processes (the visibility projection),
+        over all the engine's starts so far; None before the first is seen."""
+        if self._proc is not None and self._proc.poll() is None:
+            for pid in child_pids(self._proc.pid):
+                now = sample_pid(pid)
+                if now is not None:
+                    self._children[pid] = now
+        if not self._children:
+            return None
+        samples = self._children.values()
+        return ProcSample(
+            sum(s.cpu_seconds for s in samples),
+            max(s.peak_rss_mib for s in samples),
+            0.0,
+        )
+
     def kill(self) -> None:
         """``kill -9`` the engine (what ``recovery`` measures)."""
         if self._proc is None:
             return
+        self.sample_children()
         last = self.sample()
         self._proc.send_signal(signal.SIGKILL)
         self._proc.wait()
@@ -110,6 +130,7 @@ class EngineProcess:
         if self._proc is None:
             return
         self.sample()
+        self.sample_children()
         self._proc.send_signal(signal.SIGTERM)
         deadline = time.monotonic() + timeout
         while self._proc.poll() is None and time.monotonic() < deadline:

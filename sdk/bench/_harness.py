@@ -287,7 +287,7 @@ class LoadRun:
 class _Run(LoadRun):
     """A run on Cadenza: its namespace, engine and the broker."""
 
-    fresh: tuple[str, ...] = ("engine",)
+    fresh: tuple[str, ...] = ("engine", "visibility")
 
     def __init__(self, settings: Settings, options: BenchOptions, progress: Progress | None):
         super().__init__(options, progress)
@@ -309,6 +309,7 @@ class _Run(LoadRun):
     def snapshot(self) -> dict[str, ProcSample | None]:
         return {
             "engine": self.engine.sample() if self.engine else None,
+            "visibility": self.engine.sample_children() if self.engine else None,
             "bench": sample_self(),
             "broker": sample_pid(self.broker_pid) if self.broker_pid else None,
         }

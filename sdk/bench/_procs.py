@@ -7,7 +7,7 @@ import os
 import resource
 from pathlib import Path
 
-__all__ = ["ProcSample", "find_listener_pid", "sample_pid", "sample_self"]
+__all__ = ["ProcSample", "child_pids", "find_listener_pid", "sample_pid", "sample_self"]
 
 _TICKS = os.sysconf("SC_CLK_TCK") if hasattr(os, "sysconf") else 100
 
@@ -41,6 +41,21 @@ def sample_pid(pid: int) -> ProcSample | None:
         elif line.startswith("VmRSS:"):
             rss = int(line.split()[1]) / 1024
     return ProcSample(cpu_seconds=cpu, peak_rss_mib=peak, rss_mib=rss)
+
+
+def child_pids(pid: int) -> list[int]:
+    """The processes whose parent is ``pid`` (e.g. the engine's visibility child)."""
+    out = []
+    for proc in Path("/proc").iterdir():
+        if not proc.name.isdigit():
+            continue
+        try:
+            stat = (proc / "stat").read_text()
+        except OSError:
+            continue
+        if int(stat[stat.rindex(")") + 2 :].split()[1]) == pid:
+            out.append(int(proc.name))
+    return out
 
 
 def sample_self() -> ProcSample:

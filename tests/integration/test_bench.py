@@ -60,6 +60,9 @@ def test_cli_one_activity_open_loop(kafka_settings: Settings, tmp_path: Path) ->
     assert report["offered_rate"] == 10
     assert report["latency_ms"]["p50"] > 0
     assert report["engine_consumer_lag"] == 0
+    # Every process of the run is accounted for, the engine's visibility child too.
+    assert set(report["cpu_seconds"]) == {"engine", "visibility", "bench", "broker"}
+    assert report["cpu_seconds"]["visibility"] > 0
 
 
 @pytest.mark.parametrize(
