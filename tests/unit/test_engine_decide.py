@@ -231,3 +231,49 @@ def test_a_failed_eager_attempt_is_retried_through_the_task_topic(tmp_path: Path
     _step(store, out, T0 + 30, by_id)
     assert len(out.events) == before
     store.close()
+
+
+class _Sizes(_Outputs):
+    """Also keeps the size of every record produced, by topic."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.records: list[tuple[str, int]] = []
+
+    def produce(self, topic: str, key: bytes, value: bytes, **kw: Any) -> None:
+        self.records.append((topic, len(value)))
+        super().produce(topic, key, value, **kw)
+
+
+def test_a_command_costs_the_same_however_long_the_history(tmp_path: Path) -> None:
+    """History append is O(1): a signal to a run with 2,000 events writes what it
+    writes to a run with 10 (one event record and key, one state of the same size)."""
+    store = PartitionStore(tmp_path)
+    start = {"workflow_type": "W", "task_queue": "q", "request_id": "r"}
+    _step(store, _Outputs(), T0, _command(("cadenza.command.StartWorkflow", start)))
+
+    def signal(n: int) -> tuple[list[tuple[str, int]], int]:
+        out = _Sizes()
+        batch = _Batch(out, 0, store, T0 + n)  # type: ignore[arg-type]
+        body = {"signal_name": "s", "input": [], "signal_id": f"sig-{n:06d}"}
+        command = dict(_command(("cadenza.command.SignalWorkflow", body)), command_id=f"c-{n}")
+        decide(batch, command)
+        wb = batch.flush()
+        keys = len(wb)
+        store.write(wb, None)
+        return out.records, keys
+
+    early = [signal(n) for n in range(1, 8)][-1]
+    for n in range(8, 1_100):
+        signal(n)
+    middle = signal(1_100)  # the state's list of recent signal ids is full from here
+    for n in range(1_101, 2_000):
+        signal(n)
+    late = signal(2_000)
+    assert store.state("w")["next_event_id"] > 2_000  # type: ignore[index]
+    for records, keys in (middle, late):
+        assert [topic for topic, _ in records] == [topic for topic, _ in early[0]]
+        assert keys == early[1]
+    # 900 events later, the same records of the same size (the state holds no history).
+    for (_, then), (_, now) in zip(middle[0], late[0], strict=True):
+        assert abs(now - then) <= 4, (then, now)
