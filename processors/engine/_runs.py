@@ -30,7 +30,13 @@ from ._cron import CronError, next_after
 def _start(ctx: Context, command: dict[str, Any], body: dict[str, Any]) -> None:
     parent = body.get("parent")
     if parent is None:
-        _start_workflow(ctx, command, body)
+        run_id = _start_workflow(ctx, command, body)
+        result_reply_to = body.get("result_reply_to")
+        if result_reply_to is not None:
+            # A start that also asks for the result: GetWorkflowResult on the run it
+            # started (or joined), without a command of its own.
+            asks = {**command, "run_id": run_id, "reply_to": result_reply_to}
+            _get_result(ctx, asks, {"follow_runs": True})
         return
     # A child's start answers its parent with commands, not replies.
     child = {

@@ -290,6 +290,55 @@ class Client:
             TopicNameError: ``task_queue`` cannot name a topic.
         """
         del request_eager_start  # workers poll Kafka; there is no eager dispatch
+        return await self._start_workflow(
+            workflow,
+            arg,
+            args=args,
+            id=id,
+            task_queue=task_queue,
+            result_type=result_type,
+            execution_timeout=execution_timeout,
+            run_timeout=run_timeout,
+            task_timeout=task_timeout,
+            id_reuse_policy=id_reuse_policy,
+            id_conflict_policy=id_conflict_policy,
+            retry_policy=retry_policy,
+            cron_schedule=cron_schedule,
+            memo=memo,
+            search_attributes=search_attributes,
+            start_delay=start_delay,
+            start_signal=start_signal,
+            start_signal_args=start_signal_args,
+            rpc_timeout=rpc_timeout,
+            result_reply_to=None,
+        )
+
+    async def _start_workflow(
+        self,
+        workflow: str | Callable[..., Awaitable[Any]],
+        arg: Any,
+        *,
+        args: Sequence[Any],
+        id: str,
+        task_queue: str,
+        result_type: type | None,
+        execution_timeout: timedelta | None,
+        run_timeout: timedelta | None,
+        task_timeout: timedelta | None,
+        id_reuse_policy: WorkflowIDReusePolicy,
+        id_conflict_policy: WorkflowIDConflictPolicy,
+        retry_policy: RetryPolicy | None,
+        cron_schedule: str,
+        memo: Mapping[str, Any] | None,
+        search_attributes: SearchAttributes | TypedSearchAttributes | None,
+        start_delay: timedelta | None,
+        start_signal: str | Callable[..., Any] | None,
+        start_signal_args: Sequence[Any],
+        rpc_timeout: timedelta | None,
+        result_reply_to: dict[str, Any] | None,
+    ) -> WorkflowHandle[Any, Any]:
+        """:meth:`start_workflow`; with ``result_reply_to`` the start also asks the
+        engine to send the run's result there (``StartWorkflow.result_reply_to``)."""
         workflow_type, hinted = _Definition.get_name_and_result_type(workflow)
         if not id:
             raise ValueError("Workflow id cannot be empty")
@@ -316,6 +365,8 @@ class Client:
             start_signal=signal_name,
             start_signal_args=start_signal_args,
         )
+        if result_reply_to is not None:
+            body = (body[0], {**body[1], "result_reply_to": result_reply_to})
         reply = await self._request(
             id, body, run_id=None, timeout=(rpc_timeout or self._rpc_timeout).total_seconds()
         )
@@ -413,29 +464,36 @@ class Client:
             WorkflowFailureError: The workflow did not complete; ``cause`` says why.
             WorkflowAlreadyStartedError: As :meth:`start_workflow`.
         """
-        handle: WorkflowHandle[Any, Any] = await self.start_workflow(
-            workflow,
-            arg,
-            args=args,
-            id=id,
-            task_queue=task_queue,
-            result_type=result_type,
-            execution_timeout=execution_timeout,
-            run_timeout=run_timeout,
-            task_timeout=task_timeout,
-            id_reuse_policy=id_reuse_policy,
-            id_conflict_policy=id_conflict_policy,
-            retry_policy=retry_policy,
-            cron_schedule=cron_schedule,
-            memo=memo,
-            search_attributes=search_attributes,
-            start_delay=start_delay,
-            start_signal=start_signal,
-            start_signal_args=start_signal_args,
-            request_eager_start=request_eager_start,
-            rpc_timeout=rpc_timeout,
-        )
-        return await handle.result()
+        del request_eager_start
+        # One command for both: the start asks for the result too (the engine
+        # registers the wait with the start, as GetWorkflowResult would).
+        result_reply_to, result = self._transport.new_reply_to()
+        try:
+            handle: WorkflowHandle[Any, Any] = await self._start_workflow(
+                workflow,
+                arg,
+                args=args,
+                id=id,
+                task_queue=task_queue,
+                result_type=result_type,
+                execution_timeout=execution_timeout,
+                run_timeout=run_timeout,
+                task_timeout=task_timeout,
+                id_reuse_policy=id_reuse_policy,
+                id_conflict_policy=id_conflict_policy,
+                retry_policy=retry_policy,
+                cron_schedule=cron_schedule,
+                memo=memo,
+                search_attributes=search_attributes,
+                start_delay=start_delay,
+                start_signal=start_signal,
+                start_signal_args=start_signal_args,
+                rpc_timeout=rpc_timeout,
+                result_reply_to=result_reply_to,
+            )
+            return await handle._result(first_reply=result)
+        finally:
+            result.cancel()  # a rejected start is never answered; stop waiting
 
     # -- handles -----------------------------------------------------------------------
 

@@ -118,15 +118,31 @@ class WorkflowHandle(Generic[SelfType, ReturnType]):
                 is off.
             RPCTimeoutOrCancelledError: ``rpc_timeout`` passed first.
         """
+        return await self._result(follow_runs=follow_runs, rpc_timeout=rpc_timeout)
+
+    async def _result(
+        self,
+        *,
+        follow_runs: bool = True,
+        rpc_timeout: timedelta | None = None,
+        first_reply: Awaitable[dict[str, Any]] | None = None,
+    ) -> ReturnType:
+        """:meth:`result`; ``first_reply`` is the answer to a result request already
+        made (the one a start sent with ``result_reply_to``), awaited before asking
+        again."""
         run_id = self._result_run_id
         converter = self._client.data_converter
         while True:
-            reply = await self._client._request(
-                self._id,
-                (COMMAND + "GetWorkflowResult", {"follow_runs": follow_runs}),
-                run_id=run_id,
-                timeout=None if rpc_timeout is None else rpc_timeout.total_seconds(),
-            )
+            if first_reply is not None:
+                reply: dict[str, Any] | None = await first_reply
+                first_reply = None
+            else:
+                reply = await self._client._request(
+                    self._id,
+                    (COMMAND + "GetWorkflowResult", {"follow_runs": follow_runs}),
+                    run_id=run_id,
+                    timeout=None if rpc_timeout is None else rpc_timeout.total_seconds(),
+                )
             record = expect(reply, "WorkflowResult")
             outcome = await workflow_result(
                 converter, record, result_type=self._result_type, follow_runs=follow_runs

@@ -135,6 +135,7 @@ async def start_workflow_body(
         "start_delay_ms": to_ms(start_delay, "start_delay"),
         "signal": signal,
         "parent": None,
+        "result_reply_to": None,
     }
     return (COMMAND + "StartWorkflow", record)
 

@@ -33,6 +33,7 @@ from cadenza.exceptions import ApplicationError
 
 Body = tuple[str, dict[str, Any]]
 DC = DataConverter.default
+COMMAND_PREFIX = "cadenza.command."
 
 
 @dataclasses.dataclass
@@ -60,6 +61,8 @@ class ScriptedTransport:
         self.identity = "tester@host"
         self.sent: list[Sent] = []
         self.answer = answer
+        self.results: dict[str, asyncio.Future[dict[str, Any]]] = {}
+        """Result requests a start carried (``result_reply_to``), by request id."""
 
     async def send_command(
         self,
@@ -72,10 +75,28 @@ class ScriptedTransport:
     ) -> dict[str, Any] | None:
         sent = Sent(workflow_id, body, run_id, want_reply, timeout)
         self.sent.append(sent)
+        answer = self._reply(sent)
+        result_reply_to = body[1].get("result_reply_to")
+        if result_reply_to is not None and answer and answer["body"][0].endswith("Started"):
+            # As the engine does: the start also asked for the result.
+            ask = (COMMAND_PREFIX + "GetWorkflowResult", {"follow_runs": True})
+            started_run = answer["body"][1]["run_id"]
+            result = self._reply(Sent(workflow_id, ask, started_run, True, None))
+            self.results.pop(result_reply_to["request_id"]).set_result(result)
+        return answer
+
+    def _reply(self, sent: Sent) -> dict[str, Any] | None:
         answer = self.answer(sent)
         if answer is None or isinstance(answer, dict):
             return answer
-        return {"request_id": "q", "workflow_id": workflow_id, "run_id": run_id, "body": answer}
+        wid, run_id = sent.workflow_id, sent.run_id
+        return {"request_id": "q", "workflow_id": wid, "run_id": run_id, "body": answer}
+
+    def new_reply_to(self) -> tuple[dict[str, Any], asyncio.Future[dict[str, Any]]]:
+        request_id = f"result-{len(self.sent)}"
+        future: asyncio.Future[dict[str, Any]] = asyncio.get_running_loop().create_future()
+        self.results[request_id] = future
+        return {"client_id": "c", "partition": 0, "request_id": request_id}, future
 
     async def send_visibility_request(
         self, body: Body, *, timeout: float | None = None
@@ -226,10 +247,11 @@ def test_bad_start_arguments_fail_before_sending() -> None:
     assert transport.sent == []
 
 
-def test_already_started_and_other_rejections() -> None:
-    def rejecting(code: str) -> Callable[[Sent], Any]:
-        return lambda sent: reply("CommandRejected", {"code": code, "message": "no"})
+def rejecting(code: str) -> Callable[[Sent], Any]:
+    return lambda sent: reply("CommandRejected", {"code": code, "message": "no"})
 
+
+def test_already_started_and_other_rejections() -> None:
     client, _ = client_for(rejecting("ALREADY_STARTED"))
     with pytest.raises(WorkflowAlreadyStartedError) as info:
         run(client.start_workflow(OrderWorkflow.run, Order("a", 1), id="w", task_queue="q"))
@@ -238,6 +260,33 @@ def test_already_started_and_other_rejections() -> None:
     with pytest.raises(CadenzaServiceError) as err:
         run(client.start_workflow("W", id="w", task_queue="q"))
     assert err.value.code == "INVALID_ARGUMENT"
+
+
+def test_execute_workflow_is_one_command_that_also_asks_for_the_result() -> None:
+    client, transport = client_for(started)
+    got = run(client.execute_workflow(OrderWorkflow.run, Order("o-1", 2), id="w", task_queue="q"))
+    assert got == Order("o-1", 2)
+    [start] = transport.sent  # no GetWorkflowResult of its own
+    assert start.name == "StartWorkflow"
+    assert start.record["result_reply_to"]["request_id"].startswith("result-")
+    assert transport.results == {}
+
+
+def test_a_rejected_execute_stops_waiting_for_the_result() -> None:
+    client, transport = client_for(rejecting("ALREADY_STARTED"))
+    futures: list[asyncio.Future[Any]] = []
+    new_reply_to = transport.new_reply_to
+
+    def keep() -> tuple[dict[str, Any], asyncio.Future[dict[str, Any]]]:
+        reply_to, future = new_reply_to()
+        futures.append(future)
+        return reply_to, future
+
+    transport.new_reply_to = keep  # type: ignore[method-assign]
+    with pytest.raises(WorkflowAlreadyStartedError):
+        run(client.execute_workflow("W", id="w", task_queue="q"))
+    [future] = futures
+    assert future.cancelled()
 
 
 # -- result ----------------------------------------------------------------------------

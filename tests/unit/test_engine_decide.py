@@ -23,6 +23,7 @@ class _Outputs:
         self.workflow_tasks: list[dict[str, Any]] = []
         self.activity_tasks: list[dict[str, Any]] = []
         self.events: list[tuple[str, dict[str, Any]]] = []
+        self.sent_replies: list[dict[str, Any]] = []
 
     def task_topic(self, name_of: Any, queue: str) -> str:
         return "tasks"
@@ -35,6 +36,8 @@ class _Outputs:
             self.activity_tasks.append(datum)
         elif name == schemas.HISTORY_EVENT:
             self.events.append(datum["attributes"])
+        elif name == schemas.REPLY:
+            self.sent_replies.append(datum)
 
 
 def _step(store: PartitionStore, out: _Outputs, now: int, *commands: dict[str, Any]) -> None:
@@ -277,3 +280,70 @@ def test_a_command_costs_the_same_however_long_the_history(tmp_path: Path) -> No
     # 900 events later, the same records of the same size (the state holds no history).
     for (_, then), (_, now) in zip(middle[0], late[0], strict=True):
         assert abs(now - then) <= 4, (then, now)
+
+
+def _reply_to(request_id: str) -> dict[str, Any]:
+    return {"client_id": "c", "partition": 0, "request_id": request_id}
+
+
+def test_a_start_that_asks_for_the_result_is_answered_when_the_run_closes(
+    tmp_path: Path,
+) -> None:
+    store, out = PartitionStore(tmp_path), _Outputs()
+    start = {
+        "workflow_type": "W",
+        "task_queue": "q",
+        "request_id": "r",
+        "result_reply_to": _reply_to("result"),
+    }
+    _step(
+        store,
+        out,
+        T0,
+        dict(_command(("cadenza.command.StartWorkflow", start)), reply_to=_reply_to("start")),
+    )
+    [started] = out.sent_replies
+    assert started["request_id"] == "start"
+    assert started["body"][0] == "cadenza.reply.WorkflowStarted"
+    task = out.workflow_tasks[-1]
+    payload = {"metadata": {"encoding": b"json/plain"}, "data": b'"done"'}
+    complete = {
+        "scheduled_event_id": task["scheduled_event_id"],
+        "attempt": task["attempt"],
+        "commands": [("cadenza.command.CompleteWorkflowExecution", {"result": [payload]})],
+        "identity": "t",
+        "sticky": False,
+    }
+    _step(
+        store,
+        out,
+        T0 + 10,
+        _command(("cadenza.command.WorkflowTaskCompleted", complete), task["run_id"]),
+    )
+    [_, result] = out.sent_replies
+    assert result["request_id"] == "result" and result["run_id"] == task["run_id"]
+    name, record = result["body"]
+    assert name == "cadenza.reply.WorkflowResult"
+    assert record["status"] == "COMPLETED" and record["result"] == [payload]
+
+
+def test_a_rejected_start_leaves_no_result_waiter(tmp_path: Path) -> None:
+    store, out = PartitionStore(tmp_path), _Outputs()
+    first = {"workflow_type": "W", "task_queue": "q", "request_id": "r1"}
+    _step(store, out, T0, _command(("cadenza.command.StartWorkflow", first)))
+    again = {
+        "workflow_type": "W",
+        "task_queue": "q",
+        "request_id": "r2",
+        "result_reply_to": _reply_to("result"),
+    }
+    command = dict(
+        _command(("cadenza.command.StartWorkflow", again)),
+        command_id="c-again",
+        reply_to=_reply_to("start"),
+    )
+    _step(store, out, T0 + 10, command)
+    [rejected] = out.sent_replies
+    assert rejected["request_id"] == "start"
+    assert rejected["body"][0] == "cadenza.reply.CommandRejected"
+    assert store.state("w")["waiters"] == []  # type: ignore[index]
