@@ -30,6 +30,7 @@ from ..topics import TopicAdmin, validate_task_queue
 from ..workflow._definition import _Definition as _WorkflowDefinition
 from ._activity_worker import ActivityWorker
 from ._shared import WorkerClient
+from ._threads import LoopThreads
 from ._workflow_worker import WorkflowWorker
 
 _log = logging.getLogger("cadenza.worker")
@@ -285,7 +286,7 @@ class Worker:
         self._build_id = build_id or ""
         self._activity_executor = activity_executor
         self._workflow_task_executor = workflow_task_executor
-        self._owned_executor: concurrent.futures.ThreadPoolExecutor | None = None
+        self._owned_executor: LoopThreads | None = None
         self._max_cached_workflows = max_cached_workflows
         self._run_activities = bool(self._activities) and not no_remote_activities
         self._max_heartbeat_throttle_interval = max_heartbeat_throttle_interval
@@ -393,11 +394,11 @@ class Worker:
             admin = TopicAdmin(self._client.settings)
             await asyncio.to_thread(admin.ensure_task_queue, self._task_queue)
             if self._workflows:
+                executor: concurrent.futures.ThreadPoolExecutor | LoopThreads | None
                 executor = self._workflow_task_executor
                 if executor is None:
-                    executor = self._owned_executor = concurrent.futures.ThreadPoolExecutor(
-                        max_workers=self._max_concurrent_workflow_tasks,
-                        thread_name_prefix="cadenza_workflow_",
+                    executor = self._owned_executor = LoopThreads(
+                        self._max_concurrent_workflow_tasks, "cadenza_workflow_"
                     )
                 self._workflow_worker = WorkflowWorker(
                     client=self._client,
@@ -456,7 +457,7 @@ class Worker:
                     _log.error("Error while shutting the worker down", exc_info=result)
         finally:
             if self._owned_executor is not None:
-                self._owned_executor.shutdown(wait=False, cancel_futures=True)
+                self._owned_executor.shutdown(wait=False)
             self._shut_down = True
             _log.info("Worker %s on task queue %s shut down", self._identity, self._task_queue)
 

@@ -52,6 +52,7 @@ from ._shared import (
     WorkerClient,
     is_record_problem,
 )
+from ._threads import LoopThreads
 
 _log = logging.getLogger("cadenza.worker")
 
@@ -141,7 +142,7 @@ class WorkflowWorker:
         workflows: Mapping[str | None, _Definition],
         max_cached_workflows: int,
         max_concurrent_workflow_tasks: int,
-        executor: concurrent.futures.ThreadPoolExecutor,
+        executor: concurrent.futures.ThreadPoolExecutor | LoopThreads,
         failure_exception_types: Sequence[type[BaseException]],
         debug_mode: bool,
         identity: str,
@@ -459,8 +460,11 @@ class WorkflowWorker:
     async def _in_thread(self, fn: Callable[[], T], events: int, instance: WorkflowInstance) -> T:
         """Run workflow code in the executor; past the deadlock timeout, give up on it."""
         loop = asyncio.get_running_loop()
+        executor = self._executor
         if self._debug_mode:
-            return await loop.run_in_executor(self._executor, fn)
+            if isinstance(executor, LoopThreads):
+                return await executor.submit(fn, loop)
+            return await loop.run_in_executor(executor, fn)
         # The clock starts when a thread takes the work, not while it queues for one (the
         # thread notes the time itself: no extra wake-up of the loop per task), and it
         # stops while the process is starved: time the code waits for the GIL held by
@@ -475,7 +479,11 @@ class WorkflowWorker:
 
         timeout = DEADLOCK_TIMEOUT_SECONDS + events * _REPLAY_ALLOWANCE_SECONDS
         with clock.measuring():
-            future = loop.run_in_executor(self._executor, call)
+            future: asyncio.Future[T] = (
+                executor.submit(call, loop)
+                if isinstance(executor, LoopThreads)
+                else loop.run_in_executor(executor, call)
+            )
             remaining = timeout
             while True:
                 await asyncio.wait((future,), timeout=remaining)

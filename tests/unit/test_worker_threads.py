@@ -1,0 +1,93 @@
+"""The worker's default threads for workflow code (``LoopThreads``), without Kafka."""
+
+from __future__ import annotations
+
+import asyncio
+import threading
+
+import pytest
+
+from cadenza.worker._threads import LoopThreads
+
+
+def test_results_and_exceptions_come_back_to_the_loop() -> None:
+    pool = LoopThreads(2, "t_")
+
+    def boom() -> int:
+        raise ValueError("bad")
+
+    async def main() -> tuple[int, str, str]:
+        loop = asyncio.get_running_loop()
+        value = await pool.submit(lambda: 21 * 2, loop)
+        with pytest.raises(ValueError, match="bad"):
+            await pool.submit(boom, loop)
+        name = await pool.submit(lambda: threading.current_thread().name, loop)
+        return value, name, threading.current_thread().name
+
+    value, worker_thread, loop_thread = asyncio.run(main())
+    pool.shutdown()
+    assert value == 42
+    assert worker_thread.startswith("t_") and worker_thread != loop_thread
+
+
+def test_threads_start_as_needed_up_to_the_size() -> None:
+    pool = LoopThreads(3, "t_")
+    release = threading.Event()
+    running = threading.Semaphore(0)
+
+    def hold() -> str:
+        running.release()
+        release.wait(10)
+        return threading.current_thread().name
+
+    async def main() -> set[str]:
+        loop = asyncio.get_running_loop()
+        futures = [pool.submit(hold, loop) for _ in range(5)]
+        for _ in range(3):  # three run at once, two wait for a thread
+            await asyncio.to_thread(running.acquire, True, 10)
+        assert not any(f.done() for f in futures)
+        release.set()
+        return set(await asyncio.gather(*futures))
+
+    names = asyncio.run(main())
+    pool.shutdown()
+    assert names == {"t_0", "t_1", "t_2"}
+
+
+def test_one_idle_thread_serves_work_one_after_another() -> None:
+    pool = LoopThreads(4, "t_")
+
+    async def main() -> set[str]:
+        loop = asyncio.get_running_loop()
+        names = set()
+        for _ in range(20):
+            names.add(await pool.submit(lambda: threading.current_thread().name, loop))
+        return names
+
+    assert len(asyncio.run(main())) == 1
+    pool.shutdown()
+
+
+def test_shutdown_drops_queued_work_and_refuses_more() -> None:
+    pool = LoopThreads(1, "t_")
+    release = threading.Event()
+    started = threading.Event()
+
+    def hold() -> None:
+        started.set()
+        release.wait(10)
+
+    async def main() -> None:
+        loop = asyncio.get_running_loop()
+        running = pool.submit(hold, loop)
+        await asyncio.to_thread(started.wait, 10)
+        queued = pool.submit(lambda: None, loop)
+        pool.shutdown(wait=False)
+        release.set()
+        await running
+        await asyncio.sleep(0.05)
+        assert queued.cancelled()
+        with pytest.raises(RuntimeError, match="shut down"):
+            pool.submit(lambda: None, loop)
+
+    asyncio.run(main())
