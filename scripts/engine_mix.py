@@ -4,9 +4,11 @@
 
 Issue 3 asks that the engine not be the bottleneck of a one-activity workflow:
 10,000 commands/s per engine process. A one-activity workflow sends the engine
-five commands: StartWorkflow, GetWorkflowResult (the client waits for the
-result), WorkflowTaskCompleted (schedule the activity), ActivityTaskCompleted,
-WorkflowTaskCompleted (complete). This script plays the client and the workers
+four commands: StartWorkflow (asking for the result too, as
+``Client.execute_workflow`` does), WorkflowTaskCompleted (schedule the
+activity), ActivityTaskCompleted, WorkflowTaskCompleted (complete); five with
+``--separate-result`` (a GetWorkflowResult after the start, as clients sent
+before StartWorkflow could carry ``result_reply_to``). This script plays the client and the workers
 itself, with no workflow code, in four phases of ``count`` workflows each, and
 queues each phase's commands at once so the engine (a process of its own, as
 deployed) runs flat out. Per phase and in all it prints commands/s (wall, with
@@ -52,6 +54,13 @@ def main() -> None:
         help="also write every command sent, in order (4-byte length + value each), to "
         "replay through the engine's code without Kafka (e.g. under callgrind)",
     )
+    parser.add_argument(
+        "--separate-result",
+        action="store_true",
+        help="start with StartWorkflow + GetWorkflowResult (five commands a workflow, as "
+        "clients before the start could ask for the result) instead of one StartWorkflow "
+        "with result_reply_to (four)",
+    )
     args = parser.parse_args()
     settings = dataclasses.replace(
         Settings.from_env(), namespace=f"mix{uuid.uuid4().hex[:8]}", partitions=args.partitions
@@ -60,12 +69,23 @@ def main() -> None:
     admin.create(task_queues=[QUEUE])
     engine = EngineProcess(settings, Path(tempfile.mkdtemp(prefix="cadenza-mix-")))
     engine.start()
-    mix = _Mix(settings, args.count, open(args.dump, "wb") if args.dump else None)
+    mix = _Mix(
+        settings,
+        args.count,
+        open(args.dump, "wb") if args.dump else None,
+        separate_result=args.separate_result,
+    )
     broker = _broker_pid(settings)
     broker_before = _cpu(broker)
     try:
         rows = [
-            mix.phase("StartWorkflow + GetWorkflowResult", engine, mix.starts),
+            mix.phase(
+                "StartWorkflow + GetWorkflowResult"
+                if args.separate_result
+                else "StartWorkflow (with result_reply_to)",
+                engine,
+                mix.starts,
+            ),
             mix.phase("WorkflowTaskCompleted (schedule)", engine, mix.schedule_activities),
             mix.phase("ActivityTaskCompleted", engine, mix.complete_activities),
             mix.phase("WorkflowTaskCompleted (complete)", engine, mix.complete_workflows),
@@ -103,8 +123,11 @@ _NO_SAMPLE = ProcSample(0.0, 0.0, 0.0)
 class _Mix:
     """The client and the workers of ``count`` one-activity workflows, minus the code."""
 
-    def __init__(self, settings: Settings, count: int, dump: BinaryIO | None) -> None:
+    def __init__(
+        self, settings: Settings, count: int, dump: BinaryIO | None, *, separate_result: bool
+    ) -> None:
         self.settings = settings
+        self.separate_result = separate_result
         self.dump = dump
         self.count = count
         self.producer = Producer({**settings.producer_config(), "linger.ms": 5})
@@ -170,22 +193,22 @@ class _Mix:
         out = []
         for i in range(self.count):
             workflow_id = f"mix-{i}"
-            out.append(
-                _command(
-                    workflow_id,
-                    None,
-                    "StartWorkflow",
-                    {
-                        "workflow_type": "OneActivity",
-                        "task_queue": QUEUE,
-                        "request_id": uuid.uuid4().hex,
-                        "input": [PAYLOAD],
-                    },
+            start = {
+                "workflow_type": "OneActivity",
+                "task_queue": QUEUE,
+                "request_id": uuid.uuid4().hex,
+                "input": [PAYLOAD],
+            }
+            if self.separate_result:
+                out.append(_command(workflow_id, None, "StartWorkflow", start))
+                out.append(
+                    _command(
+                        workflow_id, None, "GetWorkflowResult", {"follow_runs": True}, reply=True
+                    )
                 )
-            )
-            out.append(
-                _command(workflow_id, None, "GetWorkflowResult", {"follow_runs": True}, reply=True)
-            )
+            else:  # as Client.execute_workflow sends it
+                start["result_reply_to"] = _reply_to()
+                out.append(_command(workflow_id, None, "StartWorkflow", start, reply=True))
         return out
 
     def schedule_activities(self) -> list[dict[str, Any]]:
@@ -224,6 +247,10 @@ class _Mix:
         ]
 
 
+def _reply_to() -> dict[str, Any]:
+    return {"client_id": "engine-mix", "partition": 0, "request_id": uuid.uuid4().hex}
+
+
 def _command(
     workflow_id: str, run_id: str | None, name: str, body: dict[str, Any], *, reply: bool = False
 ) -> dict[str, Any]:
@@ -233,11 +260,7 @@ def _command(
         "run_id": run_id,
         "sent_time_ms": int(time.time() * 1000),
         "identity": "engine-mix",
-        "reply_to": (
-            {"client_id": "engine-mix", "partition": 0, "request_id": uuid.uuid4().hex}
-            if reply
-            else None
-        ),
+        "reply_to": _reply_to() if reply else None,
         "body": (f"cadenza.command.{name}", body),
     }
 
