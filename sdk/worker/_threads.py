@@ -95,12 +95,14 @@ class LoopThreads:
                 settle = (future, None, exc)
             else:
                 settle = (future, result, None)
+            # Idle before the loop can see the result: work it submits on seeing it
+            # takes this thread rather than starting another.
+            self._idle.release()
             try:
                 loop.call_soon_threadsafe(_settle, *settle)
             except RuntimeError:
                 pass  # the loop is closed: nobody waits for it any more
             del fn, future, settle
-            self._idle.release()
 
 
 def _settle(future: asyncio.Future[Any], result: Any, exc: BaseException | None) -> None:
