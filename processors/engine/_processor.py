@@ -308,7 +308,8 @@ class Engine:
         self._running = False
         self._last_taken = 0
         self._produced: dict[tuple[str, int], int] = {}
-        self._outbox: list[tuple[str, bytes, bytes, int | None, bool]] = []
+        self._outbox: list[tuple[str, dict[str, Any]]] = []
+        """Records decided in the open transaction, as ``produce`` arguments."""
         self._delivery_error: KafkaError | None = None
         instance = self._instance_id()
         self.consumer = Consumer(
@@ -383,7 +384,12 @@ class Engine:
         changelog records per partition) carry a delivery callback (134 -> 119
         CPU-us per StartWorkflow with callbacks only there).
         """
-        self._outbox.append((topic, key, value, partition, track))
+        kwargs: dict[str, Any] = {"key": key, "value": value}
+        if track:
+            kwargs["on_delivery"] = self._delivered
+        if partition is not None:
+            kwargs["partition"] = partition
+        self._outbox.append((topic, kwargs))
 
     def _send(self) -> None:
         """Produce what the deciders queued, all at once.
@@ -394,13 +400,8 @@ class Engine:
         Handed over together they go in a few full ones. At light load (a command or
         two) nothing waits: the decider took microseconds.
         """
-        produce, delivered = self.producer.produce, self._delivered
-        for topic, key, value, partition, track in self._outbox:
-            kwargs: dict[str, Any] = {"key": key, "value": value}
-            if track:
-                kwargs["on_delivery"] = delivered
-            if partition is not None:
-                kwargs["partition"] = partition
+        produce = self.producer.produce
+        for topic, kwargs in self._outbox:
             while True:
                 try:
                     produce(topic, **kwargs)

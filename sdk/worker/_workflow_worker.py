@@ -457,14 +457,17 @@ class WorkflowWorker:
             lambda: instance.activate(events, updates=updates), len(events), instance
         )
 
+    def _submit(self, fn: Callable[[], T], loop: asyncio.AbstractEventLoop) -> asyncio.Future[T]:
+        """Run ``fn`` on the executor's threads (the worker's own, or the user's pool)."""
+        if isinstance(self._executor, LoopThreads):
+            return self._executor.submit(fn, loop)
+        return loop.run_in_executor(self._executor, fn)
+
     async def _in_thread(self, fn: Callable[[], T], events: int, instance: WorkflowInstance) -> T:
         """Run workflow code in the executor; past the deadlock timeout, give up on it."""
         loop = asyncio.get_running_loop()
-        executor = self._executor
         if self._debug_mode:
-            if isinstance(executor, LoopThreads):
-                return await executor.submit(fn, loop)
-            return await loop.run_in_executor(executor, fn)
+            return await self._submit(fn, loop)
         # The clock starts when a thread takes the work, not while it queues for one (the
         # thread notes the time itself: no extra wake-up of the loop per task), and it
         # stops while the process is starved: time the code waits for the GIL held by
@@ -479,11 +482,7 @@ class WorkflowWorker:
 
         timeout = DEADLOCK_TIMEOUT_SECONDS + events * _REPLAY_ALLOWANCE_SECONDS
         with clock.measuring():
-            future: asyncio.Future[T] = (
-                executor.submit(call, loop)
-                if isinstance(executor, LoopThreads)
-                else loop.run_in_executor(executor, call)
-            )
+            future = self._submit(call, loop)
             remaining = timeout
             while True:
                 await asyncio.wait((future,), timeout=remaining)
