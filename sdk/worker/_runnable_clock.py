@@ -63,6 +63,11 @@ class RunnableClock:
         with self._lock:
             self._users += 1
             if self._users == 1:
+                starved, due = self._state
+                if due == math.inf:
+                    # A resting probe is due now: until it gets the GIL to say it woke,
+                    # it is starved (another thread may hold the GIL from this moment).
+                    self._state = (starved, time.monotonic())
                 if self._probe is None:
                     self._probe = threading.Thread(
                         target=self._run_probe, name="cadenza-runnable-clock", daemon=True
@@ -78,15 +83,20 @@ class RunnableClock:
                     self._wanted.clear()
 
     def _run_probe(self) -> None:
-        starved = 0.0
         while True:
-            if not self._wanted.is_set():
-                self._state = (starved, math.inf)
-                self._wanted.wait()
-            due = time.monotonic() + self._tick
-            self._state = (starved, due)
+            with self._lock:
+                if not self._wanted.is_set():
+                    self._state = (self._state[0], math.inf)
+            self._wanted.wait()
+            with self._lock:
+                # Woken past its due time (by its sleep, or by measuring() setting it):
+                # the difference is time the process was starved.
+                starved, due = self._state
+                now = time.monotonic()
+                if due < math.inf:
+                    starved += max(0.0, now - due)
+                self._state = (starved, now + self._tick)
             time.sleep(self._tick)
-            starved += max(0.0, time.monotonic() - due)
 
     def _forget_probe(self) -> None:
         # In a forked child the probe thread is gone: the next measuring() starts one.

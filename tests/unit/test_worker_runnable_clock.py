@@ -64,3 +64,18 @@ def test_a_forked_child_starts_a_probe_of_its_own() -> None:
             os._exit(0 if clock.now() - before > 0.1 else 1)
     _, status = os.waitpid(pid, 0)
     assert os.waitstatus_to_exitcode(status) == 0, "the child's clock stood still"
+
+
+def test_the_gil_held_before_the_probe_wakes_does_not_count() -> None:
+    """Measuring starts; before the resting probe gets the GIL to wake, another thread
+    takes it for 0.5 s. That time is starvation too, not the measured code's."""
+    for fresh in (True, False):
+        clock = RunnableClock()
+        if not fresh:  # a probe resting after an earlier measurement
+            with clock.measuring():
+                time.sleep(0.02)
+            time.sleep(0.05)
+        with clock.measuring():
+            before = clock.now()
+            _libc.usleep(500_000)  # this thread keeps the GIL: the probe cannot wake
+            assert clock.now() - before < 0.15, "fresh probe" if fresh else "resting probe"
