@@ -91,3 +91,35 @@ def test_shutdown_drops_queued_work_and_refuses_more() -> None:
             pool.submit(lambda: None, loop)
 
     asyncio.run(main())
+
+
+def test_results_that_finish_together_wake_the_loop_once() -> None:
+    pool = LoopThreads(4, "t_")
+    finished = threading.Semaphore(0)
+
+    def job(n: int) -> int:
+        finished.release()
+        return n * n
+
+    async def main() -> tuple[list[int], int]:
+        loop = asyncio.get_running_loop()
+        wakes = 0
+        call_soon_threadsafe = loop.call_soon_threadsafe
+
+        def counting(*args: object) -> object:
+            nonlocal wakes
+            wakes += 1
+            return call_soon_threadsafe(*args)  # type: ignore[arg-type]
+
+        loop.call_soon_threadsafe = counting  # type: ignore[method-assign]
+        futures = [pool.submit(lambda n=n: job(n), loop) for n in range(8)]
+        for _ in range(8):  # the loop is busy while every job finishes
+            assert finished.acquire(timeout=10)
+        # (the last result may still be on its way from its thread)
+        results = await asyncio.gather(*futures)
+        return results, wakes
+
+    results, wakes = asyncio.run(main())
+    pool.shutdown()
+    assert results == [n * n for n in range(8)]
+    assert wakes <= 2, f"{wakes} wake-ups for 8 results that finished while the loop was busy"
