@@ -29,6 +29,7 @@ from typing import Any
 from confluent_kafka import Consumer, KafkaError, KafkaException, Message, Producer, TopicPartition
 
 from cadenza import schemas
+from cadenza._ids import new_id
 from cadenza._settings import Settings
 from cadenza.exceptions import CadenzaError, RPCTimeoutOrCancelledError
 from cadenza.topics import (
@@ -263,7 +264,7 @@ class Transport:
         """
         if self._closing:
             raise TransportError("the Kafka transport is closed")
-        request_id = str(uuid.uuid4())
+        request_id = new_id()
         future: asyncio.Future[dict[str, Any]] = asyncio.get_running_loop().create_future()
         with self._pending_lock:
             self._pending[request_id] = future
@@ -355,7 +356,7 @@ class Transport:
         if want_reply:
             reply_to, future = self.new_reply_to()
         command = {
-            "command_id": str(uuid.uuid4()),
+            "command_id": new_id(),
             "workflow_id": workflow_id,
             "run_id": run_id,
             "sent_time_ms": _now_ms(),

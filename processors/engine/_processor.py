@@ -37,6 +37,7 @@ from confluent_kafka import Consumer, KafkaError, KafkaException, Message, Produ
 
 from cadenza import schemas
 from cadenza._consume import consume_available
+from cadenza._ids import new_id
 from cadenza._settings import Settings
 from cadenza.topics import (
     TopicAdmin,
@@ -198,7 +199,7 @@ class _Batch:
     ) -> None:
         # To another workflow (or this one): through `commands`, partitioned like any client's.
         command = {
-            "command_id": str(uuid.uuid4()),
+            "command_id": new_id(),
             "workflow_id": workflow_id,
             "run_id": run_id,
             "sent_time_ms": self.now_ms,

@@ -26,6 +26,7 @@ from typing import Any
 from confluent_kafka import Consumer, KafkaError, Producer, TopicPartition
 
 from cadenza import schemas
+from cadenza._ids import new_id
 from cadenza._settings import Settings
 from cadenza.client import Client
 from cadenza.topics import (
@@ -698,7 +699,7 @@ def _produce_starts(settings: Settings, count: int) -> float:
     for i in range(count):
         wid = f"ingest-{i}"
         command = {
-            "command_id": str(uuid.uuid4()),
+            "command_id": new_id(),
             "workflow_id": wid,
             "run_id": None,
             "sent_time_ms": int(time.time() * 1000),

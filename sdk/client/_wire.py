@@ -7,11 +7,11 @@ every reply is tested without a broker. Command bodies are ``("cadenza.command.
 
 from __future__ import annotations
 
-import uuid
 from collections.abc import Mapping, Sequence
 from datetime import UTC, datetime, timedelta
 from typing import Any, NoReturn
 
+from .._ids import new_id as _new_id
 from ..common._enums import WorkflowExecutionStatus, WorkflowIDConflictPolicy, WorkflowIDReusePolicy
 from ..common._payload import Payload
 from ..common._retry import RetryPolicy
@@ -63,8 +63,8 @@ def from_ms(value: int | None) -> datetime | None:
 
 
 def new_id() -> str:
-    """A fresh id for a request, signal, query or update (uuid4)."""
-    return str(uuid.uuid4())
+    """A fresh id for a request, signal, query or update (a version 4 UUID)."""
+    return _new_id()
 
 
 async def encode_memo(
