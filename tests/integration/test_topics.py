@@ -215,6 +215,9 @@ def test_cli_delete_lists_first_then_deletes_only_its_namespace(
     left = set(kafka_admin.list_topics(timeout=10).topics)
     assert not any(t.startswith(f"{settings.namespace}.") for t in left)
     assert f"{other}.commands" in left  # a namespace sharing the prefix is untouched
+    # (the session's clean-up knows only the namespaces it handed out)
+    cleaned = runner.invoke(topics, ["delete", "--namespace", other, *common, "--yes"])
+    assert cleaned.exit_code == 0, cleaned.output
 
 
 def test_cli_entry_point_in_a_subprocess(settings: Settings, kafka_admin: AdminClient) -> None:
