@@ -11,7 +11,7 @@ from collections.abc import Mapping, Sequence
 from datetime import UTC, datetime, timedelta
 from typing import Any, NoReturn
 
-from .._ids import new_id as _new_id
+from .._ids import new_id as new_id  # a request, signal, query or update id
 from ..common._enums import WorkflowExecutionStatus, WorkflowIDConflictPolicy, WorkflowIDReusePolicy
 from ..common._payload import Payload
 from ..common._retry import RetryPolicy
@@ -60,11 +60,6 @@ def from_ms(value: int | None) -> datetime | None:
     if value is None:
         return None
     return datetime.fromtimestamp(value / 1000, tz=UTC)
-
-
-def new_id() -> str:
-    """A fresh id for a request, signal, query or update (a version 4 UUID)."""
-    return _new_id()
 
 
 async def encode_memo(
