@@ -99,13 +99,14 @@ def _set_exception(future: asyncio.Future[Any], exc: BaseException) -> None:
         future.set_exception(exc)
 
 
-_Delivery = tuple["asyncio.Future[None]", BaseException | None]
+_Delivery = tuple["asyncio.Future[tuple[int, int]]", BaseException | None, tuple[int, int]]
+"""A produced record's future, its delivery error, and its (partition, offset)."""
 
 
 def _settle(items: list[_Delivery]) -> None:
-    for future, error in items:
+    for future, error, position in items:
         if error is None:
-            _set_result(future, None)
+            _set_result(future, position)
         else:
             _set_exception(future, error)
 
@@ -282,11 +283,14 @@ class Transport:
 
     async def send(
         self, topic: str, key: bytes, value: bytes, *, partition: int | None = None
-    ) -> None:
+    ) -> tuple[int, int]:
         """Produce one record and wait until the broker acknowledges it (acks=all).
 
         Without ``partition`` the producer's murmur2 partitioner places the record by
         ``key``, as Kafka's Java client would.
+
+        Returns:
+            The record's partition and offset.
 
         Raises:
             DeliveryError: The broker did not acknowledge the record.
@@ -294,7 +298,7 @@ class Transport:
         """
         if self._closing:
             raise TransportError("the Kafka transport is closed")
-        future: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+        future: asyncio.Future[tuple[int, int]] = asyncio.get_running_loop().create_future()
 
         def on_delivery(err: KafkaError | None, msg: Message) -> None:
             error = None
@@ -304,7 +308,7 @@ class Transport:
                     topic=topic,
                     error=err,
                 )
-            self._delivered.append((future, error))
+            self._delivered.append((future, error, (msg.partition() or 0, msg.offset() or 0)))
 
         extra: dict[str, Any] = {} if partition is None else {"partition": partition}
         while True:
@@ -320,7 +324,7 @@ class Transport:
                 raise DeliveryError(
                     f"cannot produce a record to {topic}: {reason}", topic=topic, error=err
                 ) from None
-        await future
+        return await future
 
     async def send_command(
         self,
@@ -368,7 +372,7 @@ class Transport:
             value = schemas.encode(schemas.COMMAND, command)
             send = self.send(self._commands_topic, workflow_id.encode(), value)
             try:
-                await asyncio.wait_for(send, _remaining(deadline))
+                partition, offset = await asyncio.wait_for(send, _remaining(deadline))
             except TimeoutError:
                 raise RPCTimeoutOrCancelledError(
                     f"{_short(body[0])} for workflow {workflow_id!r}: Kafka did not acknowledge "
@@ -379,10 +383,14 @@ class Transport:
             try:
                 return await asyncio.wait_for(future, _remaining(deadline))
             except TimeoutError:
+                # Where the command is lets an operator tell an engine that is down or
+                # behind (its committed offset on that partition is below it) from one
+                # that went past it.
                 raise RPCTimeoutOrCancelledError(
                     f"no reply to {_short(body[0])} for workflow {workflow_id!r} within "
-                    f"{timeout:g}s: the engine may not be running (start it with "
-                    "`cadenza processors run`)"
+                    f"{timeout:g}s (the command is at {self._commands_topic}[{partition}]"
+                    f"@{offset}): the engine may not be running (start it with "
+                    "`cadenza processors run`) or may be behind"
                 ) from None
         finally:
             if future is not None and not future.done():

@@ -241,7 +241,7 @@ def test_no_reply_times_out_naming_the_engine(topics: Settings) -> None:
     async def main() -> None:
         async with await Transport.connect(topics) as transport:
             started = time.monotonic()
-            with pytest.raises(RPCTimeoutOrCancelledError, match="cadenza processors run"):
+            with pytest.raises(RPCTimeoutOrCancelledError, match="cadenza processors run") as e:
                 await transport.send_command(
                     "wf-1",
                     ("cadenza.command.DescribeWorkflow", {"include_pending": True}),
@@ -250,6 +250,12 @@ def test_no_reply_times_out_naming_the_engine(topics: Settings) -> None:
                 )
             assert time.monotonic() - started < 5
             assert not transport._pending  # the waiter was forgotten
+            # It says where the command is, for comparing with the engine's offsets.
+            partition = partition_for(b"wf-1", topics.partitions)
+            where = f"(the command is at {commands_topic(topics)}[{partition}]@0)"
+            assert where in str(e.value), str(e.value)
+            position = await transport.send(commands_topic(topics), b"wf-1", b"x")
+            assert position == (partition, 1)
 
     asyncio.run(main())
 

@@ -123,13 +123,14 @@ def test_tasks_queued_for_the_gil_are_not_deadlocks(settings: Settings, tmp_path
     count = 40
 
     async def scenario(client: Client) -> list[list[str]]:
-        async with Worker(client, task_queue=QUEUE, workflows=[Busy]):
-            handles = await asyncio.gather(
-                *(
-                    client.start_workflow(Busy.run, id=f"busy-{n}", task_queue=QUEUE)
-                    for n in range(count)
-                )
+        # Started before the worker, so its first poll takes all their tasks at once.
+        handles = await asyncio.gather(
+            *(
+                client.start_workflow(Busy.run, id=f"busy-{n}", task_queue=QUEUE)
+                for n in range(count)
             )
+        )
+        async with Worker(client, task_queue=QUEUE, workflows=[Busy]):
             assert await asyncio.gather(*(h.result() for h in handles)) == ["done"] * count
             return list(await asyncio.gather(*(event_names(h) for h in handles)))
 
