@@ -74,11 +74,14 @@ class Rejected(Exception):
 # -- helpers ----------------------------------------------------------------------------------
 
 
-def emit(ctx: Context, state: State, name: str, attrs: dict[str, Any]) -> int:
-    """Append the run's next event, apply it, and return its id."""
+def emit(
+    ctx: Context, state: State, name: str, attrs: dict[str, Any], *, time_ms: int | None = None
+) -> int:
+    """Append the run's next event, apply it, and return its id (recorded at ``time_ms``,
+    by default now)."""
     event = {
         "event_id": state["next_event_id"],
-        "event_time_ms": ctx.now_ms,
+        "event_time_ms": ctx.now_ms if time_ms is None else time_ms,
         "workflow_id": state["workflow_id"],
         "run_id": state["run_id"],
         "attributes": (_H + name, attrs),
@@ -201,7 +204,12 @@ def schedule_workflow_task(ctx: Context, state: State) -> None:
     _dispatch_new_task(ctx, state, attempt=1)
 
 
-def _dispatch_new_task(ctx: Context, state: State, *, attempt: int) -> None:
+def _dispatch_new_task(
+    ctx: Context, state: State, *, attempt: int, ran_at_ms: int | None = None
+) -> None:
+    """Schedule and start a workflow task and send it to the task queue; or, with
+    ``ran_at_ms``, only record it, as a worker already ran it at that time (a
+    continuation: its completion is applied next)."""
     timeout = state["task_timeout_ms"]
     scheduled = emit(
         ctx,
@@ -212,9 +220,11 @@ def _dispatch_new_task(ctx: Context, state: State, *, attempt: int) -> None:
             "start_to_close_timeout_ms": timeout,
             "attempt": attempt,
         },
+        time_ms=ran_at_ms,
     )
-    emit(ctx, state, "WorkflowTaskStarted", {"scheduled_event_id": scheduled})
-    _send_workflow_task(ctx, state)
+    emit(ctx, state, "WorkflowTaskStarted", {"scheduled_event_id": scheduled}, time_ms=ran_at_ms)
+    if ran_at_ms is None:
+        _send_workflow_task(ctx, state)
 
 
 def _send_workflow_task(ctx: Context, state: State, *, full: bool = False) -> None:

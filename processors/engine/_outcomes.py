@@ -11,6 +11,7 @@ from ._common import (
     _activity_attempt_failed,
     _close,
     _dispatch_new_task,
+    _log,
     _reply,
     _running_or_none,
     _send_activity_task,
@@ -19,6 +20,7 @@ from ._common import (
     schedule_workflow_task,
 )
 from ._runs import _close_run
+from ._workflow_task import _task_completed
 
 # -- activity outcomes ------------------------------------------------------------------------
 
@@ -59,6 +61,16 @@ def _activity_completed(ctx: Context, command: dict[str, Any], body: dict[str, A
     if pending is None:
         return
     state, activity = pending
+    continuation = body.get("continuation")
+    if continuation is not None:
+        refused = _continuation_refused(state, activity, continuation)
+        if refused:
+            _log.debug(
+                "continuation of workflow %s ignored: %s; dispatching its task",
+                command["workflow_id"],
+                refused,
+            )
+            continuation = None
     identity = command.get("identity", "")
     started = emit(
         ctx,
@@ -82,8 +94,43 @@ def _activity_completed(ctx: Context, command: dict[str, Any], body: dict[str, A
             "identity": identity,
         },
     )
+    if continuation is not None:
+        # The worker ran the task this completion wakes: record it as run then, and
+        # apply its completion, all in this decision.
+        _dispatch_new_task(ctx, state, attempt=1, ran_at_ms=continuation["task_time_ms"])
+        _task_completed(ctx, command, continuation["completion"])
+        return
     schedule_workflow_task(ctx, state)
     ctx.put(state)
+
+
+def _continuation_refused(
+    state: State, activity: dict[str, Any], continuation: dict[str, Any]
+) -> str | None:
+    """Why a worker's continuation cannot stand in for the next workflow task, or None.
+
+    The worker ran the task on the history it last saw, the activity's schedule, and
+    this outcome. That is the task the engine would dispatch only if nothing else
+    happened to the run since the activity was scheduled: no event after it, no task
+    out or owed (a signal, a timer, an update, another outcome), and the worker's
+    idea of the activity's event id right (which it derives from its own history).
+    """
+    scheduled = int(activity["scheduled_event_id"])
+    if not activity["eager"] or activity["attempt"] != 1:
+        return "the attempt was not started eagerly"
+    if state["next_event_id"] != scheduled + 1:
+        return f"events were recorded after the activity was scheduled (event {scheduled})"
+    if state["workflow_task"] is not None or state["workflow_task_needed"]:
+        return "another workflow task is out or owed"
+    if any(u["stage"] == "ADMITTED" for u in state["updates"].values()):
+        return "an update waits for a workflow task"
+    completion = continuation["completion"]
+    if completion["scheduled_event_id"] != scheduled + 3 or completion["attempt"] != 1:
+        return (
+            f"it names task {completion['scheduled_event_id']} attempt "
+            f"{completion['attempt']}, the next is {scheduled + 3} attempt 1"
+        )
+    return None
 
 
 def _activity_failed(ctx: Context, command: dict[str, Any], body: dict[str, Any]) -> None:

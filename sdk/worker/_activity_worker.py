@@ -20,7 +20,7 @@ import json
 import logging
 import threading
 import time
-from collections.abc import Callable, Iterator, Mapping, Sequence
+from collections.abc import Awaitable, Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
@@ -154,6 +154,23 @@ def eager_task(workflow_task: Mapping[str, Any], attrs: Mapping[str, Any]) -> di
         "heartbeat_timeout_ms": attrs.get("heartbeat_timeout_ms"),
         "retry_policy": attrs.get("retry_policy"),
     }
+
+
+@dataclass(frozen=True)
+class Continuation:
+    """The workflow task that an eager attempt's result wakes, already run by the
+    workflow half (``WorkflowTaskContinuation``), to send with the result."""
+
+    body: dict[str, Any]
+    """The ``continuation`` field of ``ActivityTaskCompleted``."""
+    sent: Callable[[], None]
+    """Call once the answer carrying it is written (starts what it starts eagerly)."""
+    lost: Callable[[], None]
+    """Call when it was not sent: what it reserved is given back, the run ran ahead."""
+
+
+FollowUp = Callable[[list[Payload]], Awaitable[Continuation | None]]
+"""Given an eager attempt's encoded result, the workflow task it wakes, run (or None)."""
 
 
 def heartbeat_throttle_interval(
@@ -450,17 +467,18 @@ class ActivityWorker:
         assert self._consumer is not None
         self._consumer.release()
 
-    def run_eager(self, task: dict[str, Any]) -> None:
-        """Run an attempt built by :func:`eager_task` in a slot of :meth:`reserve_eager`."""
+    def run_eager(self, task: dict[str, Any], follow_up: FollowUp | None = None) -> None:
+        """Run an attempt built by :func:`eager_task` in a slot of :meth:`reserve_eager`;
+        on success, ask ``follow_up`` for the workflow task to send with the result."""
         handler = asyncio.get_running_loop().create_task(
-            self._handle_eager(task), name=f"cadenza activity {task['activity_id']}"
+            self._handle_eager(task, follow_up), name=f"cadenza activity {task['activity_id']}"
         )
         self._handlers.add(handler)
         handler.add_done_callback(self._handlers.discard)
 
-    async def _handle_eager(self, task: dict[str, Any]) -> None:
+    async def _handle_eager(self, task: dict[str, Any], follow_up: FollowUp | None) -> None:
         try:
-            await self._run_attempt(task)
+            await self._run_attempt(task, follow_up)
         except AnswerNotSent as exc:
             self._on_fatal(exc)
         except Exception:
@@ -508,7 +526,7 @@ class ActivityWorker:
 
     # -- one attempt -----------------------------------------------------------------------
 
-    async def _run_attempt(self, task: dict[str, Any]) -> None:
+    async def _run_attempt(self, task: dict[str, Any], follow_up: FollowUp | None = None) -> None:
         token = TaskToken(
             workflow_id=str(task["workflow_id"]),
             run_id=str(task["run_id"]),
@@ -549,6 +567,8 @@ class ActivityWorker:
                 result: list[Payload] = await self._converter.encode([value])
             except Exception as exc:
                 await self._send_failure(task, exc, last_heartbeat, running)
+                return
+            if follow_up is not None and await self._send_continued(task, result, follow_up):
                 return
             await self._send(task, ACTIVITY_TASK_COMPLETED, {"result": result}, running=running)
         elif outcome == "canceled":
@@ -697,6 +717,26 @@ class ActivityWorker:
             return future.result()
 
     # -- answers ---------------------------------------------------------------------------
+
+    async def _send_continued(
+        self, task: Mapping[str, Any], result: list[Payload], follow_up: FollowUp
+    ) -> bool:
+        """Send the result with the workflow task it wakes, run here (see
+        ``WorkflowTaskContinuation``); False when there is none or the answer is too
+        large with it: the caller sends the result alone."""
+        continuation = await follow_up(result)
+        if continuation is None:
+            return False
+        fields = {"result": result, "continuation": continuation.body}
+        try:
+            await self._send(task, ACTIVITY_TASK_COMPLETED, fields, fatal_only=True)
+        except AnswerNotSent as exc:
+            continuation.lost()
+            if exc.__cause__ is not None and is_record_problem(exc.__cause__):
+                return False
+            raise
+        continuation.sent()
+        return True
 
     async def _send_failure(
         self,

@@ -21,13 +21,16 @@ from __future__ import annotations
 import asyncio
 import concurrent.futures
 import logging
+import time
 import weakref
 from collections import OrderedDict, deque
 from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field
 from typing import Any, Generic, TypeVar
 
 from .. import schemas
 from ..common._failure import Failure
+from ..common._payload import Payload
 from ..converter import DataConverter
 from ..exceptions import ApplicationError
 from ..topics import consumer_group, workflow_tasks_topic
@@ -39,9 +42,10 @@ from ..workflow._runtime import (
     StaleInstanceError,
     WorkflowInstance,
 )
-from ._activity_worker import ActivityWorker, eager_task
+from ._activity_worker import ActivityWorker, Continuation, FollowUp, eager_task
 from ._codec import decode_in, encode_in
 from ._consumer import Record, TaskConsumer
+from ._continuation import TASK_AFTER_SCHEDULED, continuation_history
 from ._runnable_clock import RUNNABLE_CLOCK
 from ._shared import (
     QUERY_RESULT,
@@ -131,6 +135,20 @@ class _Deadlock(Exception):
     pass
 
 
+@dataclass(eq=False)
+class _FollowUp:
+    """An eager attempt's result waiting in its run's queue to continue the workflow."""
+
+    task: Mapping[str, Any]
+    """The workflow task whose completion scheduled the activity."""
+    schedule: Mapping[str, Any]
+    """Its ``ScheduleActivityTask``, as sent."""
+    result: list[Payload]
+    answer: asyncio.Future[Continuation | None] = field(
+        default_factory=lambda: asyncio.get_running_loop().create_future()
+    )
+
+
 class WorkflowWorker:
     """Consumes one task queue's workflow tasks; built and driven by ``Worker``."""
 
@@ -166,7 +184,7 @@ class WorkflowWorker:
         self._build_id = build_id
         self._on_fatal = on_fatal
         self._consumer: TaskConsumer | None = None
-        self._queues: dict[str, deque[tuple[Record, dict[str, Any]]]] = {}
+        self._queues: dict[str, deque[tuple[Record | None, dict[str, Any] | _FollowUp]]] = {}
         self._drainers: dict[str, asyncio.Task[None]] = {}
         self._stopping = False
         # Instances whose code overran the deadlock timeout: their thread still runs them.
@@ -177,6 +195,14 @@ class WorkflowWorker:
         completions schedule on its own task queue at once (None: eager execution off)."""
         self.sticky_cache_misses = 0
         """Tasks answered ``STICKY_CACHE_MISS`` (each costs a resend with the whole history)."""
+        self.continued = 0
+        """Workflow tasks this worker ran right after an eager activity and sent with its
+        result (see ``_continuation``)."""
+        self._ran_ahead: weakref.WeakKeyDictionary[WorkflowInstance, int] = (
+            weakref.WeakKeyDictionary()
+        )
+        """Instances that ran a continuation the engine has not confirmed yet, with the
+        last event id they assumed: until a task shows that the engine recorded it."""
 
     @property
     def cache(self) -> WorkflowCache[WorkflowInstance]:
@@ -220,8 +246,12 @@ class WorkflowWorker:
         task = consumer.decode(record, schemas.WORKFLOW_TASK)
         if task is None:
             return
-        workflow_id = str(task["workflow_id"])
-        self._queues.setdefault(workflow_id, deque()).append((record, task))
+        self._enqueue(str(task["workflow_id"]), record, task)
+
+    def _enqueue(
+        self, workflow_id: str, record: Record | None, item: dict[str, Any] | _FollowUp
+    ) -> None:
+        self._queues.setdefault(workflow_id, deque()).append((record, item))
         if workflow_id not in self._drainers:
             self._drainers[workflow_id] = asyncio.get_running_loop().create_task(
                 self._drain(workflow_id), name=f"cadenza workflow {workflow_id}"
@@ -233,9 +263,14 @@ class WorkflowWorker:
         queue = self._queues[workflow_id]
         try:
             while queue and not self._stopping:
-                record, task = queue[0]
+                record, item = queue[0]
+                if isinstance(item, _FollowUp):
+                    queue.popleft()
+                    item.answer.set_result(await self._continue(item))
+                    continue
+                assert record is not None
                 try:
-                    await self._process(task)
+                    await self._process(item)
                 except AnswerNotSent as exc:
                     queue.popleft()
                     consumer.abandon(record.ticket)
@@ -244,8 +279,12 @@ class WorkflowWorker:
                 queue.popleft()
                 consumer.done(record.ticket)
         finally:
-            for record, _ in queue:
-                consumer.abandon(record.ticket)
+            for record, item in queue:
+                if isinstance(item, _FollowUp):
+                    if not item.answer.done():
+                        item.answer.set_result(None)  # the result goes alone
+                elif record is not None:
+                    consumer.abandon(record.ticket)
             del self._queues[workflow_id]
             del self._drainers[workflow_id]
 
@@ -283,6 +322,14 @@ class WorkflowWorker:
         updates: list[dict[str, Any]] = await decode_in(list(task["updates"]), self._codec)
         full_history = int(task["history_from_event_id"]) <= 1
         instance = self._cache.take(run_id)
+        if instance is not None and instance in self._ran_ahead:
+            assumed = self._ran_ahead.pop(instance)
+            if int(task["history_from_event_id"]) <= assumed:
+                # The task repeats events the instance assumed when it ran a
+                # continuation: the engine did not take it (something else happened
+                # to the run first). The instance ran ahead of history: replay.
+                _log.debug("Workflow %s run %s: continuation not taken", workflow_id, run_id)
+                instance = None
         result: ActivationResult | None = None
         try:
             if instance is not None:
@@ -359,11 +406,104 @@ class WorkflowWorker:
             if not sent:
                 self._release_eager(eager)
         # The completion is on the commands partition before any answer of these attempts.
-        for index in eager:
-            assert self.eager_activities is not None
-            self.eager_activities.run_eager(eager_task(task, commands[index][1]))
+        self._run_eager(task, commands, eager, continue_after=kept)
         if task.get("query") is not None:
             await self._answer_query(task, instance)
+
+    def _run_eager(
+        self,
+        task: Mapping[str, Any],
+        commands: Sequence[Any],
+        eager: Sequence[int],
+        *,
+        continue_after: bool,
+    ) -> None:
+        """Start the attempts a sent completion of ``task`` asked to run eagerly. When
+        its only command is one of them and the run stays cached (``continue_after``),
+        the attempt's result continues the workflow here (see ``_continuation``)."""
+        activities = self.eager_activities
+        for index in eager:
+            assert activities is not None
+            follow_up: FollowUp | None = None
+            if continue_after and len(commands) == 1:
+                follow_up = self._follow_up(task, commands[index][1])
+            activities.run_eager(eager_task(task, commands[index][1]), follow_up)
+
+    def _follow_up(self, task: Mapping[str, Any], schedule: Mapping[str, Any]) -> FollowUp:
+        async def follow_up(result: list[Payload]) -> Continuation | None:
+            item = _FollowUp(task, schedule, result)
+            self._enqueue(str(task["workflow_id"]), None, item)
+            return await item.answer
+
+        return follow_up
+
+    async def _continue(self, item: _FollowUp) -> Continuation | None:
+        """Run the workflow task that ``item``'s result wakes, on the history it would
+        have (``continuation_history``); None when the run has moved on here (or is not
+        cached), or the task cannot be run here: the result then goes alone and the
+        engine dispatches the task."""
+        task = item.task
+        run_id = str(task["run_id"])
+        instance = self._cache.peek(run_id)
+        if (
+            self._stopping
+            or instance is None
+            or instance.history_length != int(task["started_event_id"])
+            or instance in self._abandoned
+        ):
+            return None
+        self._cache.take(run_id)
+        time_ms = int(time.time() * 1000)
+        try:
+            events = await decode_in(
+                continuation_history(
+                    task,
+                    item.schedule,
+                    item.result,
+                    time_ms=time_ms,
+                    identity=self._identity,
+                    build_id=self._build_id,
+                ),
+                self._codec,
+            )
+            result = await self._activate(instance, events, [])
+        except Exception as exc:  # a deadlock, a codec failure: the task, dispatched, says
+            _log.debug("Workflow %s run %s: not continued: %s", task["workflow_id"], run_id, exc)
+            return None
+        if result.failure is not None or not result.ran_live:
+            return None  # dropped: the dispatched task replays it and reports the failure
+        kept = self._keep(instance, result)
+        commands, eager = self._request_eager(result.commands)
+        try:
+            commands = await encode_in(commands, self._codec)
+        except Exception:
+            self._release_eager(eager)
+            self._cache.drop(run_id)
+            raise
+        scheduled = int(task["started_event_id"]) + 2 + TASK_AFTER_SCHEDULED
+        body = {
+            "task_time_ms": time_ms,
+            "completion": {
+                "scheduled_event_id": scheduled,
+                "attempt": 1,
+                "commands": commands,
+                "identity": self._identity,
+                "binary_checksum": self._build_id,
+                "sticky": kept,
+            },
+        }
+        self._ran_ahead[instance] = scheduled + 1
+        next_task = {**task, "scheduled_event_id": scheduled, "started_event_id": scheduled + 1}
+
+        def sent() -> None:
+            self.continued += 1
+            self._run_eager(next_task, commands, eager, continue_after=kept)
+
+        def lost() -> None:
+            self._release_eager(eager)
+            self._cache.drop(run_id)
+
+        return Continuation(body=body, sent=sent, lost=lost)
 
     def _request_eager(self, commands: Sequence[Any]) -> tuple[list[Any], list[int]]:
         """``commands`` with ``request_eager_execution`` set on up to

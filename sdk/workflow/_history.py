@@ -58,6 +58,7 @@ REQUEST_CANCEL_EXTERNAL_WORKFLOW_EXECUTION_FAILED = (
 
 # Command events, and the command each answers.
 MARKER_RECORDED = _E + "MarkerRecorded"
+ACTIVITY_TASK_SCHEDULED = _E + "ActivityTaskScheduled"
 WORKFLOW_EXECUTION_UPDATE_ACCEPTED = _E + "WorkflowExecutionUpdateAccepted"
 WORKFLOW_EXECUTION_UPDATE_REJECTED = _E + "WorkflowExecutionUpdateRejected"
 
@@ -93,7 +94,7 @@ PATCH_MARKER = "core_patch"
 
 # Command -> (the event recording it, the fields that must agree).
 _MATCHES: dict[str, tuple[str, tuple[str, ...]]] = {
-    SCHEDULE_ACTIVITY_TASK: (_E + "ActivityTaskScheduled", ("activity_id", "activity_type")),
+    SCHEDULE_ACTIVITY_TASK: (ACTIVITY_TASK_SCHEDULED, ("activity_id", "activity_type")),
     REQUEST_CANCEL_ACTIVITY_TASK: (_E + "ActivityTaskCancelRequested", ("scheduled_event_id",)),
     START_TIMER: (_E + "TimerStarted", ("timer_id",)),
     CANCEL_TIMER: (_E + "TimerCanceled", ("timer_id",)),

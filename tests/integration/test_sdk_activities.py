@@ -5,6 +5,7 @@ parallel activities, with temporalio's semantics."""
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import time
 from collections import defaultdict
 from collections.abc import Callable
@@ -26,9 +27,10 @@ from cadenza.exceptions import (
     TimeoutError,
     TimeoutType,
 )
-from cadenza.topics import activity_tasks_topic
-from cadenza.worker import Worker
+from cadenza.topics import TopicAdmin, activity_tasks_topic, workflow_tasks_topic
+from cadenza.worker import Replayer, Worker
 
+from .engine_support import running_engine
 from .sdk_support import attributes, event_name, event_names, run_scenario, wait_until
 
 QUEUE = "sdk-activities"
@@ -102,6 +104,21 @@ async def waits_for_cancel() -> str:
     except asyncio.CancelledError:
         seen.append("cancelled")
         raise
+
+
+@activity.defn
+async def echo(text: str) -> str:
+    return text
+
+
+GATES: dict[str, asyncio.Event] = defaultdict(asyncio.Event)
+
+
+@activity.defn
+async def gated() -> str:
+    """Returns once the test opens its workflow's gate."""
+    await GATES[workflow_id()].wait()
+    return "done"
 
 
 @activity.defn
@@ -231,7 +248,41 @@ class FirstOfWorkflow:
         return outcome
 
 
+@workflow.defn
+class StepsWorkflow:
+    @workflow.run
+    async def run(self) -> list[int]:
+        """Three activities one after another; workflow.now() after each."""
+        times = []
+        for n in range(3):
+            await workflow.execute_activity(
+                echo, str(n), start_to_close_timeout=timedelta(seconds=10)
+            )
+            times.append(int(workflow.now().timestamp() * 1000))
+        return times
+
+
+@workflow.defn
+class NotedStepsWorkflow:
+    def __init__(self) -> None:
+        self.notes: list[str] = []
+
+    @workflow.signal
+    def note(self, text: str) -> None:
+        self.notes.append(text)
+
+    @workflow.run
+    async def run(self) -> list[str]:
+        """What the workflow knew when its gated activity returned."""
+        first = await workflow.execute_activity(gated, start_to_close_timeout=timedelta(seconds=30))
+        known = list(self.notes)
+        await workflow.execute_activity(echo, "x", start_to_close_timeout=timedelta(seconds=10))
+        return [first, *known]
+
+
 WORKFLOWS = [
+    StepsWorkflow,
+    NotedStepsWorkflow,
     RetryWorkflow,
     StartToCloseWorkflow,
     ScheduleToCloseWorkflow,
@@ -242,6 +293,8 @@ WORKFLOWS = [
     FirstOfWorkflow,
 ]
 ACTIVITIES: list[Callable[..., Any]] = [
+    echo,
+    gated,
     fails_three_times,
     sleeps,
     fails_then_sleeps,
@@ -407,15 +460,18 @@ def test_parallel_activities_with_gather_and_wait(settings: Settings, tmp_path: 
 # -- eager execution -------------------------------------------------------------------------
 
 
-def _dispatched(settings: Settings) -> int:
-    """Records on the queue's activity-tasks topic (tasks that went through Kafka).
+def _dispatched(
+    settings: Settings, name_of: Callable[[Settings, str], str] = activity_tasks_topic
+) -> int:
+    """Records on the queue's activity-tasks topic (tasks that went through Kafka), or
+    another of its topics.
 
     Counted by reading them: offsets also count the engine's transaction markers."""
     consumer = Consumer(
         {**settings.kafka_config(), "group.id": "eager-check", "enable.auto.commit": False}
     )
     try:
-        topic = activity_tasks_topic(settings, QUEUE)
+        topic = name_of(settings, QUEUE)
         partitions = consumer.list_topics(topic, timeout=10).topics[topic].partitions
         consumer.assign([TopicPartition(topic, p, OFFSET_BEGINNING) for p in partitions])
         count, idle = 0, 0
@@ -454,3 +510,84 @@ def test_activities_on_the_workers_own_queue_start_eagerly(
     flags = run_scenario(settings, tmp_path, scenario, task_queues=[QUEUE])
     assert flags == ([False] * 10 if disabled else [True] * 3 + [False] * 7)
     assert _dispatched(settings) == (10 if disabled else 7)
+
+
+# -- continuing the workflow after an eager activity -------------------------------------------
+
+
+def test_the_worker_continues_the_workflow_after_each_eager_activity(
+    settings: Settings, tmp_path: Path
+) -> None:
+    """The engine dispatches only the first workflow task: after each activity, the worker
+    runs the next task itself and sends it with the result. History is what it would
+    have been, down to the task times workflow.now() read, and replays."""
+
+    async def scenario(client: Client) -> tuple[list[int], Any, int, int]:
+        async with Worker(
+            client, task_queue=QUEUE, workflows=WORKFLOWS, activities=ACTIVITIES
+        ) as running:
+            times = await client.execute_workflow(StepsWorkflow.run, id="steps", task_queue=QUEUE)
+            assert running._workflow_worker is not None
+            continued = running._workflow_worker.continued
+            misses = running._workflow_worker.sticky_cache_misses
+        history = await client.get_workflow_handle("steps").fetch_history()
+        return times, history, continued, misses
+
+    times, history, continued, misses = run_scenario(
+        settings, tmp_path, scenario, task_queues=[QUEUE]
+    )
+    assert (continued, misses) == (3, 0)
+    assert _dispatched(settings, workflow_tasks_topic) == 1
+    names = [event_name(e) for e in history.events]
+    assert names.count("ActivityTaskCompleted") == 3 and names[-1] == "WorkflowExecutionCompleted"
+    started = [e["event_time_ms"] for e in history.events if event_name(e) == "WorkflowTaskStarted"]
+    assert times == started[1:]
+    replayed = asyncio.run(Replayer(workflows=[StepsWorkflow]).replay_workflow(history))
+    assert replayed.replay_failure is None
+
+
+def test_a_continuation_behind_a_signal_is_not_taken_and_the_worker_replays(
+    settings: Settings, tmp_path: Path
+) -> None:
+    """The signal reaches the engine after the activity was scheduled and before the
+    worker's continuation (the engine is stopped meanwhile to make sure of the order).
+    The continuation assumed no signal: the engine records the outcome alone, and the
+    worker, whose instance ran ahead, replays and sees the signal before the result."""
+    TopicAdmin(settings).create(task_queues=[QUEUE])
+    data_dir = str(tmp_path / "engine")
+
+    async def scenario() -> tuple[list[str], int, int]:
+        client = await Client.connect(settings=settings)
+        engine = contextlib.ExitStack()
+        engine.enter_context(running_engine(settings, data_dir))
+        try:
+            async with Worker(
+                client, task_queue=QUEUE, workflows=WORKFLOWS, activities=ACTIVITIES
+            ) as running:
+                wf = running._workflow_worker
+                assert wf is not None
+                handle = await client.start_workflow(
+                    NotedStepsWorkflow.run, id="noted", task_queue=QUEUE
+                )
+                await wait_until(lambda: "noted" in GATES, timeout=10, what="the activity")
+                await asyncio.to_thread(engine.close)
+                signal = asyncio.create_task(
+                    handle.signal(
+                        NotedStepsWorkflow.note, "hello", rpc_timeout=timedelta(seconds=40)
+                    )
+                )
+                await asyncio.sleep(1.0)  # the signal is on the partition first
+                GATES["noted"].set()
+                await wait_until(lambda: wf.continued >= 1, timeout=10, what="the continuation")
+                engine.enter_context(running_engine(settings, data_dir))
+                await signal
+                result = await handle.result()
+                return result, wf.continued, wf.sticky_cache_misses
+        finally:
+            await asyncio.to_thread(engine.close)
+            await client.close()
+
+    result, continued, misses = asyncio.run(asyncio.wait_for(scenario(), 60))
+    assert result == ["done", "hello"]
+    assert misses >= 1  # the instance that ran ahead was replaced by a replay
+    assert continued >= 1

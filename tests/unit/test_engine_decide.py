@@ -23,6 +23,7 @@ class _Outputs:
         self.workflow_tasks: list[dict[str, Any]] = []
         self.activity_tasks: list[dict[str, Any]] = []
         self.events: list[tuple[str, dict[str, Any]]] = []
+        self.event_records: list[dict[str, Any]] = []
         self.sent_replies: list[dict[str, Any]] = []
 
     def task_topic(self, name_of: Any, queue: str) -> str:
@@ -36,6 +37,7 @@ class _Outputs:
             self.activity_tasks.append(datum)
         elif name == schemas.HISTORY_EVENT:
             self.events.append(datum["attributes"])
+            self.event_records.append(datum)
         elif name == schemas.REPLY:
             self.sent_replies.append(datum)
 
@@ -233,6 +235,127 @@ def test_a_failed_eager_attempt_is_retried_through_the_task_topic(tmp_path: Path
     )
     _step(store, out, T0 + 30, by_id)
     assert len(out.events) == before
+    store.close()
+
+
+# -- continuations (a worker runs the next task itself after an eager attempt) ------------
+
+_H = "cadenza.history."
+
+
+def _continued(result: list[Any], commands: list[Any], *, task: int = 8, at: int) -> dict[str, Any]:
+    """The eager attempt's result with the workflow task it wakes, run by the worker."""
+    return {
+        "result": result,
+        "continuation": {
+            "task_time_ms": at,
+            "completion": {"scheduled_event_id": task, "attempt": 1, "commands": commands},
+        },
+    }
+
+
+def test_a_continuation_is_recorded_as_the_next_task_without_dispatching_it(
+    tmp_path: Path,
+) -> None:
+    store, out, run_id = _scheduled_eagerly(tmp_path)  # ActivityTaskScheduled is event 5
+    tasks = len(out.workflow_tasks)
+    result = [{"metadata": {}, "data": b"1"}]
+    finish = ("cadenza.command.CompleteWorkflowExecution", {"result": result})
+    answer = _eager_answer(
+        "ActivityTaskCompleted", run_id, **_continued(result, [finish], at=T0 + 15)
+    )
+    _step(store, out, T0 + 20, answer)
+    assert [(e["event_id"], e["attributes"][0]) for e in out.event_records[-6:]] == [
+        (6, _H + "ActivityTaskStarted"),
+        (7, _H + "ActivityTaskCompleted"),
+        (8, _H + "WorkflowTaskScheduled"),
+        (9, _H + "WorkflowTaskStarted"),
+        (10, _H + "WorkflowTaskCompleted"),
+        (11, _H + "WorkflowExecutionCompleted"),
+    ]
+    # The task is recorded at the worker's time: replay gives workflow.now() that value.
+    assert [e["event_time_ms"] for e in out.event_records[-6:]] == [T0 + 20] * 2 + [T0 + 15] * 2 + [
+        T0 + 20
+    ] * 2
+    assert len(out.workflow_tasks) == tasks  # nothing dispatched
+    state = store.state("w")
+    assert state is not None and state["status"] == "COMPLETED"
+    store.close()
+
+
+def test_continuations_chain_one_activity_after_another(tmp_path: Path) -> None:
+    store, out, run_id = _scheduled_eagerly(tmp_path)
+    result = [{"metadata": {}, "data": b"1"}]
+    second = {
+        "activity_id": "2",
+        "activity_type": "A",
+        "task_queue": "q",
+        "start_to_close_timeout_ms": 5000,
+        "request_eager_execution": True,
+    }
+    step = _continued(result, [("cadenza.command.ScheduleActivityTask", second)], at=T0 + 15)
+    _step(store, out, T0 + 20, _eager_answer("ActivityTaskCompleted", run_id, **step))
+    assert out.event_records[-1]["event_id"] == 11  # the second ActivityTaskScheduled
+    finish = ("cadenza.command.CompleteWorkflowExecution", {"result": result})
+    last = _answer(
+        "ActivityTaskCompleted",
+        run_id,
+        scheduled_event_id=0,
+        attempt=1,
+        activity_id="2",
+        **_continued(result, [finish], task=14, at=T0 + 25),
+    )
+    _step(store, out, T0 + 30, last)
+    state = store.state("w")
+    assert state is not None and state["status"] == "COMPLETED"
+    assert len(out.workflow_tasks) == 1  # the first task only
+    store.close()
+
+
+def test_a_continuation_after_another_event_is_ignored_and_the_task_dispatched(
+    tmp_path: Path,
+) -> None:
+    store, out, run_id = _scheduled_eagerly(tmp_path)
+    signal = {"signal_name": "s", "input": [], "signal_id": "sig-1"}
+    _step(store, out, T0 + 12, _command(("cadenza.command.SignalWorkflow", signal), run_id))
+    (task,) = out.workflow_tasks[1:]  # the signal woke the workflow
+    result = [{"metadata": {}, "data": b"1"}]
+    finish = ("cadenza.command.CompleteWorkflowExecution", {"result": result})
+    answer = _eager_answer(
+        "ActivityTaskCompleted", run_id, **_continued(result, [finish], at=T0 + 15)
+    )
+    _step(store, out, T0 + 20, answer)
+    # The outcome is recorded; the worker's task is not (it did not see the signal).
+    assert [name for name, _ in out.events[-2:]] == [
+        _H + "ActivityTaskStarted",
+        _H + "ActivityTaskCompleted",
+    ]
+    state = store.state("w")
+    assert state is not None and state["status"] == "RUNNING"
+    assert state["workflow_task"]["scheduled_event_id"] == task["scheduled_event_id"]
+    store.close()
+
+
+def test_a_continuation_naming_another_task_is_ignored(tmp_path: Path) -> None:
+    """The worker's idea of the history is off (it names task 9, the next is 8): the
+    engine dispatches the task, whose history then shows the worker where it is."""
+    store, out, run_id = _scheduled_eagerly(tmp_path)
+    result = [{"metadata": {}, "data": b"1"}]
+    finish = ("cadenza.command.CompleteWorkflowExecution", {"result": result})
+    answer = _eager_answer(
+        "ActivityTaskCompleted", run_id, **_continued(result, [finish], task=9, at=T0 + 15)
+    )
+    _step(store, out, T0 + 20, answer)
+    dispatched = out.workflow_tasks[-1]
+    assert dispatched["scheduled_event_id"] == 8
+    assert dispatched["history_from_event_id"] == 4  # after the first task's WorkflowTaskStarted
+    assert [e["attributes"][0] for e in out.event_records[-2:]] == [
+        _H + "WorkflowTaskScheduled",
+        _H + "WorkflowTaskStarted",
+    ]
+    assert out.event_records[-1]["event_time_ms"] == T0 + 20
+    state = store.state("w")
+    assert state is not None and state["status"] == "RUNNING"
     store.close()
 
 
