@@ -35,10 +35,6 @@ from ..workflow._history import (
     WORKFLOW_TASK_STARTED,
 )
 
-TASK_AFTER_SCHEDULED = 3
-"""The continued task's WorkflowTaskScheduled comes this many events after the
-activity's ActivityTaskScheduled (its ActivityTaskStarted and ...Completed between)."""
-
 
 def continuation_history(
     task: Mapping[str, Any],
@@ -67,7 +63,7 @@ def continuation_history(
         }
 
     activity = {k: v for k, v in schedule.items() if k != "request_eager_execution"}
-    task_scheduled = scheduled + TASK_AFTER_SCHEDULED
+    task_scheduled = started + 2  # after the attempt's ActivityTaskCompleted
     return [
         event(
             completed,

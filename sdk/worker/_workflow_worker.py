@@ -45,7 +45,7 @@ from ..workflow._runtime import (
 from ._activity_worker import ActivityWorker, Continuation, FollowUp, eager_task
 from ._codec import decode_in, encode_in
 from ._consumer import Record, TaskConsumer
-from ._continuation import TASK_AFTER_SCHEDULED, continuation_history
+from ._continuation import continuation_history
 from ._runnable_clock import RUNNABLE_CLOCK
 from ._shared import (
     QUERY_RESULT,
@@ -454,18 +454,17 @@ class WorkflowWorker:
             return None
         self._cache.take(run_id)
         time_ms = int(time.time() * 1000)
+        history = continuation_history(
+            task,
+            item.schedule,
+            item.result,
+            time_ms=time_ms,
+            identity=self._identity,
+            build_id=self._build_id,
+        )
+        started = int(history[-1]["event_id"])  # the continued task's WorkflowTaskStarted
         try:
-            events = await decode_in(
-                continuation_history(
-                    task,
-                    item.schedule,
-                    item.result,
-                    time_ms=time_ms,
-                    identity=self._identity,
-                    build_id=self._build_id,
-                ),
-                self._codec,
-            )
+            events = await decode_in(history, self._codec)
             result = await self._activate(instance, events, [])
         except Exception as exc:  # a deadlock, a codec failure: the task, dispatched, says
             _log.debug("Workflow %s run %s: not continued: %s", task["workflow_id"], run_id, exc)
@@ -476,15 +475,15 @@ class WorkflowWorker:
         commands, eager = self._request_eager(result.commands)
         try:
             commands = await encode_in(commands, self._codec)
-        except Exception:
+        except Exception as exc:  # the dispatched task fails on it and says why
+            _log.debug("Workflow %s run %s: not continued: %s", task["workflow_id"], run_id, exc)
             self._release_eager(eager)
             self._cache.drop(run_id)
-            raise
-        scheduled = int(task["started_event_id"]) + 2 + TASK_AFTER_SCHEDULED
+            return None
         body = {
             "task_time_ms": time_ms,
             "completion": {
-                "scheduled_event_id": scheduled,
+                "scheduled_event_id": started - 1,
                 "attempt": 1,
                 "commands": commands,
                 "identity": self._identity,
@@ -492,8 +491,8 @@ class WorkflowWorker:
                 "sticky": kept,
             },
         }
-        self._ran_ahead[instance] = scheduled + 1
-        next_task = {**task, "scheduled_event_id": scheduled, "started_event_id": scheduled + 1}
+        self._ran_ahead[instance] = started
+        next_task = {**task, "scheduled_event_id": started - 1, "started_event_id": started}
 
         def sent() -> None:
             self.continued += 1

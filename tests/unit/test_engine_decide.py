@@ -10,6 +10,7 @@ from cadenza.processors.engine._decide import decide
 from cadenza.processors.engine._processor import _Batch
 from cadenza.processors.engine._store import PartitionStore
 from cadenza.processors.engine._timers import timers_of
+from cadenza.worker._continuation import continuation_history
 
 T0 = 1_700_000_000_000
 
@@ -119,20 +120,23 @@ def test_a_reset_sticky_task_queue_makes_the_next_task_whole(tmp_path: Path) -> 
 # -- eager activities --------------------------------------------------------------------
 
 
+_EAGER_SCHEDULE = {
+    "activity_id": "1",
+    "activity_type": "A",
+    "task_queue": "q",
+    "input": [{"metadata": {"encoding": b"json/plain"}, "data": b'"x"'}],
+    "start_to_close_timeout_ms": 5000,
+    "request_eager_execution": True,
+}
+
+
 def _scheduled_eagerly(tmp_path: Path, **activity: Any) -> tuple[PartitionStore, _Outputs, str]:
     """A run whose first task completed with one activity (id "1") requested eagerly."""
     store, out = PartitionStore(tmp_path), _Outputs()
     start = {"workflow_type": "W", "task_queue": "q", "request_id": "r"}
     _step(store, out, T0, _command(("cadenza.command.StartWorkflow", start)))
     task = out.workflow_tasks[-1]
-    schedule = {
-        "activity_id": "1",
-        "activity_type": "A",
-        "task_queue": "q",
-        "start_to_close_timeout_ms": 5000,
-        "request_eager_execution": True,
-        **activity,
-    }
+    schedule = {**_EAGER_SCHEDULE, **activity}
     done = {
         "scheduled_event_id": task["scheduled_event_id"],
         "attempt": 1,
@@ -356,6 +360,27 @@ def test_a_continuation_naming_another_task_is_ignored(tmp_path: Path) -> None:
     assert out.event_records[-1]["event_time_ms"] == T0 + 20
     state = store.state("w")
     assert state is not None and state["status"] == "RUNNING"
+    store.close()
+
+
+def test_the_engine_records_the_history_a_continuation_assumes(tmp_path: Path) -> None:
+    """Without a continuation, the engine records after an eager attempt exactly the
+    events (ids, kinds, and what the workflow reads of them) the worker assumes."""
+    store, out, run_id = _scheduled_eagerly(tmp_path)
+    first = out.workflow_tasks[0]
+    result = [{"metadata": {}, "data": b"1"}]
+    _step(store, out, T0 + 20, _eager_answer("ActivityTaskCompleted", run_id, result=result))
+    recorded = out.workflow_tasks[-1]["history"]
+    assumed = continuation_history(
+        first, _EAGER_SCHEDULE, result, time_ms=T0 + 20, identity="", build_id=""
+    )
+    assert [(e["event_id"], e["attributes"][0]) for e in recorded] == [
+        (e["event_id"], e["attributes"][0]) for e in assumed
+    ]
+    for mine, theirs in zip(assumed, recorded, strict=True):
+        attributes = theirs["attributes"][1]
+        for key, value in mine["attributes"][1].items():
+            assert attributes[key] == value, (mine["attributes"][0], key)
     store.close()
 
 

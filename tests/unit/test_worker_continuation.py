@@ -1,12 +1,12 @@
 """Continuing a workflow after an eager activity, without Kafka: the worker's side (the
-history it assumes, what it sends, what it does when the engine did not take it) and the
-engine's (it records exactly the history the worker assumed)."""
+history it assumes, what it sends, what it does when the engine did not take it). The
+engine's side, including that it records the history assumed here, is in
+``test_engine_decide.py``."""
 
 from __future__ import annotations
 
 import asyncio
 import time
-from pathlib import Path
 from typing import Any
 
 from test_worker_support import (
@@ -23,10 +23,6 @@ from test_worker_support import (
 )
 
 from cadenza import schemas, workflow
-from cadenza.processors.engine._decide import decide
-from cadenza.processors.engine._processor import _Batch
-from cadenza.processors.engine._store import PartitionStore
-from cadenza.worker._continuation import continuation_history
 from cadenza.worker._workflow_worker import STICKY_CACHE_MISS_CAUSE, WorkflowWorker, _FollowUp
 
 _TASK = {"task_queue": "q", "start_to_close_timeout_ms": 10_000, "attempt": 1}
@@ -54,6 +50,18 @@ def _continue(worker: WorkflowWorker, task: dict[str, Any], schedule: Any, resul
         return await worker._continue(_FollowUp(task, schedule, [payload(result)]))
 
     return asyncio.run(go())
+
+
+def _signalled(schedule: Any) -> list[dict[str, Any]]:
+    """Events 4-8 when a signal arrives while the first task's activity runs."""
+    scheduled = dict(schedule, workflow_task_completed_event_id=4, eager_execution=True)
+    return [
+        event(4, "WorkflowTaskCompleted", {"scheduled_event_id": 2, "started_event_id": 3}),
+        event(5, "ActivityTaskScheduled", scheduled),
+        event(6, "WorkflowExecutionSignaled", {"signal_name": "unknown", "input": []}),
+        event(7, "WorkflowTaskScheduled", _TASK),
+        event(8, "WorkflowTaskStarted", {"scheduled_event_id": 7}),
+    ]
 
 
 def test_a_continuation_runs_the_next_task_on_the_history_it_would_have() -> None:
@@ -117,14 +125,7 @@ def test_a_continuation_the_engine_did_not_take_is_replayed() -> None:
     assert _continue(worker, task, schedule, "Hello, Ada!") is not None
     # A signal reached the engine first: it recorded the signal and dispatched a task
     # with the events since the first task (4 on), which the instance has run past.
-    scheduled = dict(schedule, workflow_task_completed_event_id=4, eager_execution=True)
-    signalled = [
-        event(4, "WorkflowTaskCompleted", {"scheduled_event_id": 2, "started_event_id": 3}),
-        event(5, "ActivityTaskScheduled", scheduled),
-        event(6, "WorkflowExecutionSignaled", {"signal_name": "unknown", "input": []}),
-        event(7, "WorkflowTaskScheduled", _TASK),
-        event(8, "WorkflowTaskStarted", {"scheduled_event_id": 7}),
-    ]
+    signalled = _signalled(schedule)
     asyncio.run(worker._process(workflow_task(signalled, workflow_type="TwoGreetings")))
     miss = client.transport.commands[-1]
     assert miss.name == C + "WorkflowTaskFailed"
@@ -141,90 +142,7 @@ def test_no_continuation_once_the_run_has_moved_on() -> None:
     client = FakeClient()
     worker = make_workflow_worker(client, [TwoGreetings])
     task, schedule = _first_task(worker, client)
-    scheduled = dict(schedule, workflow_task_completed_event_id=4, eager_execution=True)
-    signalled = [
-        event(4, "WorkflowTaskCompleted", {"scheduled_event_id": 2, "started_event_id": 3}),
-        event(5, "ActivityTaskScheduled", scheduled),
-        event(6, "WorkflowExecutionSignaled", {"signal_name": "unknown", "input": []}),
-        event(7, "WorkflowTaskScheduled", _TASK),
-        event(8, "WorkflowTaskStarted", {"scheduled_event_id": 7}),
-    ]
+    signalled = _signalled(schedule)
     asyncio.run(worker._process(workflow_task(signalled, workflow_type="TwoGreetings")))
     assert _continue(worker, task, schedule, "Hello, Ada!") is None
     assert worker.cache.run_ids() == ["run-1"]  # left as it was
-
-
-# -- the engine records what the worker assumed ----------------------------------------------
-
-
-class _Outputs:
-    history = changelog = replies = commands = "out"
-
-    def __init__(self) -> None:
-        self.events: list[dict[str, Any]] = []
-        self.tasks: list[dict[str, Any]] = []
-
-    def task_topic(self, name_of: Any, queue: str) -> str:
-        return "tasks"
-
-    def produce(self, topic: str, key: bytes, value: bytes, **_: Any) -> None:
-        name, datum = schemas.decode(value)
-        if name == schemas.HISTORY_EVENT:
-            self.events.append(datum)
-        elif name == schemas.WORKFLOW_TASK:
-            self.tasks.append(datum)
-
-
-def test_the_engine_records_the_history_a_continuation_assumes(tmp_path: Path) -> None:
-    """Without a continuation, the engine records after an eager attempt exactly the
-    events (ids, kinds, and what the workflow reads of them) the worker assumes."""
-    store, out = PartitionStore(tmp_path), _Outputs()
-
-    def step(now: int, body: tuple[str, dict[str, Any]], run_id: str | None = None) -> None:
-        batch = _Batch(out, 0, store, now)  # type: ignore[arg-type]
-        command = {
-            "command_id": f"c-{now}",
-            "workflow_id": "wf-1",
-            "run_id": run_id,
-            "sent_time_ms": now,
-            "identity": "test-worker",
-            "body": body,
-        }
-        decide(batch, command)
-        store.write(batch.flush(), None)
-
-    t0 = 1_700_000_000_000
-    start = {"workflow_type": "TwoGreetings", "task_queue": "q", "request_id": "r"}
-    step(t0, (C + "StartWorkflow", start))
-    task = out.tasks[-1]
-    schedule = {
-        "activity_id": "1",
-        "activity_type": "greet",
-        "task_queue": "q",
-        "input": [payload("Ada")],
-        "start_to_close_timeout_ms": 10_000,
-        "request_eager_execution": True,
-    }
-    completion = {
-        "scheduled_event_id": task["scheduled_event_id"],
-        "attempt": 1,
-        "commands": [(C + "ScheduleActivityTask", schedule)],
-        "identity": "test-worker",
-    }
-    step(t0 + 1, (C + "WorkflowTaskCompleted", completion), task["run_id"])
-    result = [payload("Hello, Ada!")]
-    answer = {"scheduled_event_id": 0, "attempt": 1, "activity_id": "1", "result": result}
-    step(t0 + 2, (C + "ActivityTaskCompleted", answer), task["run_id"])
-
-    recorded = out.tasks[-1]["history"]
-    assumed = continuation_history(
-        task, schedule, result, time_ms=t0 + 2, identity="test-worker", build_id=""
-    )
-    assert [(e["event_id"], e["attributes"][0]) for e in recorded] == [
-        (e["event_id"], e["attributes"][0]) for e in assumed
-    ]
-    for mine, theirs in zip(assumed, recorded, strict=True):
-        attributes = theirs["attributes"][1]
-        for key, value in mine["attributes"][1].items():
-            assert attributes[key] == value, (mine["attributes"][0], key)
-    store.close()
