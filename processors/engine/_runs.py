@@ -3,7 +3,6 @@ and the runs that follow a closing one (continue-as-new, retry, cron)."""
 
 from __future__ import annotations
 
-import uuid
 from typing import Any
 
 from ._apply import State, new_state
@@ -11,7 +10,6 @@ from ._common import (
     _C,
     _H,
     _R,
-    _RUN_ID_NAMESPACE,
     Context,
     Rejected,
     _close,
@@ -20,6 +18,7 @@ from ._common import (
     _running,
     emit,
     retry_delay_ms,
+    run_id_for,
     schedule_workflow_task,
 )
 from ._cron import CronError, next_after
@@ -108,7 +107,7 @@ def _start_workflow(ctx: Context, command: dict[str, Any], body: dict[str, Any])
         except CronError as exc:
             raise Rejected("INVALID_ARGUMENT", f"cron_schedule: {exc}") from None
         body = {**body, "start_delay_ms": (body.get("start_delay_ms") or 0) + first - ctx.now_ms}
-    run_id = str(uuid.uuid5(_RUN_ID_NAMESPACE, command["command_id"]))
+    run_id = run_id_for(command["command_id"])
     state = _start_run(ctx, workflow_id, run_id, body, command.get("identity", ""))
     if body.get("signal"):
         _deliver_signal(ctx, state, body["signal"], command.get("identity", ""))
@@ -428,7 +427,7 @@ def _update_reply(
 
 def _successor_run_id(state: State, initiator: str) -> str:
     # Deterministic: processing the same close twice names the same next run.
-    return str(uuid.uuid5(_RUN_ID_NAMESPACE, f"{state['run_id']}/{initiator}"))
+    return run_id_for(f"{state['run_id']}/{initiator}")
 
 
 def _plan_successor(

@@ -35,3 +35,13 @@ def test_a_forked_child_draws_other_ids_than_its_parent() -> None:
     os.waitpid(pid, 0)
     assert len(childs) == 5
     assert not mine & childs
+
+
+def test_run_ids_are_the_uuid5_of_the_start_unchanged() -> None:
+    # Run ids already in histories were uuid.uuid5 text: the fast path must not change one.
+    from cadenza.processors.engine._common import _RUN_ID_NAMESPACE, run_id_for
+
+    names = [new_id() for _ in range(1000)]
+    names += ["", "a", "x" * 300, "run/é/ü/漢字", f"{new_id()}/continued-as-new"]
+    for name in names:
+        assert run_id_for(name) == str(uuid.uuid5(_RUN_ID_NAMESPACE, name))
