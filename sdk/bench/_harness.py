@@ -119,10 +119,8 @@ class BenchOptions:
     """Closed loop: workflows in flight."""
     duration: float = 30.0
     """Seconds of measured load, after the warm-up."""
-    warmup: float = 10.0
-    """Seconds of load before measuring (not counted). Ten, not three: the first
-    seconds of a run (a namespace just created, processes just started) put
-    100-250 ms tails into one run in two at 20/s (BENCHMARKS, entry 29)."""
+    warmup: float = 3.0
+    """Seconds of load before measuring (not counted)."""
     drain: float = 30.0
     """Seconds to wait after the load for workflows still in flight."""
     count: int | None = None

@@ -120,7 +120,7 @@ def _table(*reports: dict[str, Any]) -> str:
 @click.option("--rate", type=float, default=None, help="Open loop: workflows started per second.")
 @click.option("--concurrency", type=int, default=None, help="Closed loop: workflows in flight.")
 @click.option("--duration", type=float, default=30.0, show_default=True, help="Measured seconds.")
-@click.option("--warmup", type=float, default=10.0, show_default=True, help="Unmeasured seconds.")
+@click.option("--warmup", type=float, default=3.0, show_default=True, help="Unmeasured seconds.")
 @click.option("--drain", type=float, default=30.0, show_default=True, help="Wait for stragglers.")
 @click.option(
     "--count",
