@@ -335,6 +335,11 @@ class LocalKafka:
             "num.io.threads": "4",
             "message.max.bytes": str(8 * 2**20),
             "log.cleaner.backoff.ms": "1000",
+            # A deleted topic's files go 1 s after the delete, not 60 s: on this
+            # machine's disk, removing a bench namespace's ~160 partitions stalled the
+            # broker's appends for tens of milliseconds, in whichever run came next
+            # (BENCHMARKS, entry 29).
+            "log.segment.delete.delay.ms": "1000",
             "log.retention.check.interval.ms": "60000",
         }
         return "".join(f"{k}={v}\n" for k, v in props.items())
