@@ -266,7 +266,7 @@ class WorkflowWorker:
                 record, item = queue[0]
                 if isinstance(item, _FollowUp):
                     queue.popleft()
-                    item.answer.set_result(await self._continue(item))
+                    item.answer.set_result(await self._continue_or_none(item))
                     continue
                 assert record is not None
                 try:
@@ -436,6 +436,19 @@ class WorkflowWorker:
             return await item.answer
 
         return follow_up
+
+    async def _continue_or_none(self, item: _FollowUp) -> Continuation | None:
+        """:meth:`_continue`; a bug of the worker there must not leave the activity
+        waiting for an answer that never comes: its result then goes alone."""
+        try:
+            return await self._continue(item)
+        except Exception:
+            _log.exception(
+                "Workflow %s run %s: continuation failed; the result goes alone",
+                item.task["workflow_id"],
+                item.task["run_id"],
+            )
+            return None
 
     async def _continue(self, item: _FollowUp) -> Continuation | None:
         """Run the workflow task that ``item``'s result wakes, on the history it would

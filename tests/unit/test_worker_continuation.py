@@ -146,3 +146,21 @@ def test_no_continuation_once_the_run_has_moved_on() -> None:
     asyncio.run(worker._process(workflow_task(signalled, workflow_type="TwoGreetings")))
     assert _continue(worker, task, schedule, "Hello, Ada!") is None
     assert worker.cache.run_ids() == ["run-1"]  # left as it was
+
+
+def test_a_bug_while_continuing_lets_the_result_go_alone(monkeypatch: Any) -> None:
+    """The activity waits on the follow-up's answer: a worker bug must answer None."""
+    client = FakeClient()
+    worker = make_workflow_worker(client, [TwoGreetings])
+    task, schedule = _first_task(worker, client)
+
+    def broken(*args: Any, **kwargs: Any) -> Any:
+        raise RuntimeError("a bug")
+
+    monkeypatch.setattr("cadenza.worker._workflow_worker.continuation_history", broken)
+
+    async def go() -> Any:
+        item = _FollowUp(task, schedule, [payload("Hello, Ada!")])
+        return await worker._continue_or_none(item)  # what the run's queue answers with
+
+    assert asyncio.run(go()) is None
