@@ -29,6 +29,7 @@ from typing import Any
 from confluent_kafka import Consumer, KafkaError, KafkaException, Message, Producer, TopicPartition
 
 from cadenza import schemas
+from cadenza._consume import consume_available
 from cadenza._ids import new_id
 from cadenza._settings import Settings
 from cadenza.exceptions import CadenzaError, RPCTimeoutOrCancelledError
@@ -51,6 +52,8 @@ DEFAULT_CONNECT_TIMEOUT = 10.0
 """Seconds :meth:`Transport.connect` waits for the cluster to answer."""
 
 _POLL_INTERVAL = 0.1
+_REPLY_BATCH = 500
+"""Most replies taken from the consumer at once."""
 _CLOSE_FLUSH_TIMEOUT = 10.0
 _LEADER_MOVES = frozenset(
     {KafkaError.NOT_LEADER_FOR_PARTITION, KafkaError.LEADER_NOT_AVAILABLE, KafkaError._TIMED_OUT}
@@ -109,6 +112,15 @@ def _settle(items: list[_Delivery]) -> None:
             _set_result(future, position)
         else:
             _set_exception(future, error)
+
+
+_Answer = tuple["asyncio.Future[dict[str, Any]]", dict[str, Any]]
+"""A reply and the future of the request it answers."""
+
+
+def _answer(answers: list[_Answer]) -> None:
+    for future, reply in answers:
+        _set_result(future, reply)
 
 
 def _call_in_loop(future: asyncio.Future[Any], fn: Any, *args: Any) -> None:
@@ -503,37 +515,48 @@ class Transport:
                 pass  # the loop is closed: nobody is waiting any more
 
     def _read_replies(self) -> None:
+        """Resolve the futures of the replies that have arrived: what came together is
+        decoded together and handed to each event loop in one wake-up, not one per
+        reply (at 200 workflows in flight, two replies a workflow)."""
         while not self._closed.is_set():
             try:
-                msg = self._consumer.poll(_POLL_INTERVAL)
+                messages = consume_available(self._consumer, _REPLY_BATCH, _POLL_INTERVAL)
             except RuntimeError:  # the consumer was closed under us
                 return
             except KafkaException as exc:
                 _log.warning("replies consumer: %s", exc)
                 continue
-            if msg is None:
-                continue
-            error = msg.error()
-            if error is not None:
-                if error.code() != KafkaError._PARTITION_EOF:
-                    _log.warning("replies consumer: %s", error.str())
-                continue
-            self._dispatch(msg.value())
+            answered: dict[asyncio.AbstractEventLoop, list[_Answer]] = {}
+            for msg in messages:
+                error = msg.error()
+                if error is not None:
+                    if error.code() != KafkaError._PARTITION_EOF:
+                        _log.warning("replies consumer: %s", error.str())
+                    continue
+                answer = self._waiting_for(msg.value())
+                if answer is not None:
+                    answered.setdefault(answer[0].get_loop(), []).append(answer)
+            for loop, answers in answered.items():
+                try:
+                    loop.call_soon_threadsafe(_answer, answers)
+                except RuntimeError:
+                    pass  # the loop is closed: nobody is waiting any more
 
-    def _dispatch(self, value: bytes | None) -> None:
+    def _waiting_for(self, value: bytes | None) -> _Answer | None:
+        """The reply in ``value`` and the future waiting for it, if one is."""
         if value is None:
-            return
+            return None
         try:
             reply = schemas.decode_as(value, schemas.REPLY)
         except schemas.DecodeError as exc:
             _log.warning("dropping an undecodable record on %s: %s", self._replies_topic, exc)
-            return
+            return None
         with self._pending_lock:
             future = self._pending.pop(reply["request_id"], None)
         if future is None:
             # Another process's reply sharing the partition, or one nobody waits for.
-            return
-        _call_in_loop(future, _set_result, future, reply)
+            return None
+        return future, reply
 
     # -- closing -----------------------------------------------------------------------
 

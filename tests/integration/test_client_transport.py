@@ -288,6 +288,39 @@ def test_replies_for_unknown_requests_are_dropped(topics: Settings) -> None:
     asyncio.run(main())
 
 
+def test_replies_arriving_together_each_reach_their_request(topics: Settings) -> None:
+    # Read in one batch: a burst of replies, with a record that is not a reply and
+    # one nobody waits for in the middle; every waiting future gets its own.
+    async def main() -> None:
+        async with await Transport.connect(topics) as transport:
+            waiting = [transport.new_reply_to() for _ in range(60)]
+            producer = Producer({**topics.producer_config(), "linger.ms": 50})
+            topic = replies_topic(topics)
+            for i, (reply_to, _) in enumerate(waiting):
+                if i == 30:
+                    producer.produce(topic, b"not avro", partition=transport.reply_partition)
+                    stray = {**reply_to, "request_id": "nobody-waits"}
+                    producer.produce(topic, _reply(stray, "stray"), partition=stray["partition"])
+                producer.produce(topic, _reply(reply_to, f"r{i}"), partition=reply_to["partition"])
+            assert producer.flush(10) == 0
+            replies = await asyncio.wait_for(asyncio.gather(*(f for _, f in waiting)), 10)
+            assert [r["run_id"] for r in replies] == [f"r{i}" for i in range(60)]
+
+    asyncio.run(main())
+
+
+def _reply(reply_to: dict[str, Any], run_id: str) -> bytes:
+    return schemas.encode(
+        schemas.REPLY,
+        {
+            "request_id": reply_to["request_id"],
+            "workflow_id": "wf",
+            "run_id": run_id,
+            "body": ("cadenza.reply.WorkflowStarted", {"run_id": run_id, "started": True}),
+        },
+    )
+
+
 def test_send_to_a_missing_partition_raises_delivery_error(topics: Settings) -> None:
     async def main() -> None:
         async with await Transport.connect(topics) as transport:
