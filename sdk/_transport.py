@@ -24,7 +24,8 @@ import socket
 import threading
 import time
 import uuid
-from typing import Any
+from collections.abc import Callable
+from typing import Any, TypeVar
 
 from confluent_kafka import Consumer, KafkaError, KafkaException, Message, Producer, TopicPartition
 
@@ -121,6 +122,22 @@ _Answer = tuple["asyncio.Future[dict[str, Any]]", dict[str, Any]]
 def _answer(answers: list[_Answer]) -> None:
     for future, reply in answers:
         _set_result(future, reply)
+
+
+_Item = TypeVar("_Item", _Delivery, _Answer)
+
+
+def _hand_to_loops(items: list[_Item], fn: Callable[[list[_Item]], None]) -> None:
+    """Run ``fn`` on the items of each event loop (their futures' loops), in that loop:
+    one wake-up per loop, not one per item. From any thread."""
+    by_loop: dict[asyncio.AbstractEventLoop, list[_Item]] = {}
+    for item in items:
+        by_loop.setdefault(item[0].get_loop(), []).append(item)
+    for loop, mine in by_loop.items():
+        try:
+            loop.call_soon_threadsafe(fn, mine)
+        except RuntimeError:
+            pass  # the loop is closed: nobody is waiting any more
 
 
 def _call_in_loop(future: asyncio.Future[Any], fn: Any, *args: Any) -> None:
@@ -501,18 +518,13 @@ class Transport:
     def _settle_deliveries(self) -> None:
         """Resolve the futures of the records acknowledged since the last call: one
         wake-up of each event loop per poll, not one per record."""
-        by_loop: dict[asyncio.AbstractEventLoop, list[_Delivery]] = {}
+        items: list[_Delivery] = []
         while True:
             try:
-                item = self._delivered.popleft()
+                items.append(self._delivered.popleft())
             except IndexError:
                 break
-            by_loop.setdefault(item[0].get_loop(), []).append(item)
-        for loop, items in by_loop.items():
-            try:
-                loop.call_soon_threadsafe(_settle, items)
-            except RuntimeError:
-                pass  # the loop is closed: nobody is waiting any more
+        _hand_to_loops(items, _settle)
 
     def _read_replies(self) -> None:
         """Resolve the futures of the replies that have arrived: what came together is
@@ -526,7 +538,7 @@ class Transport:
             except KafkaException as exc:
                 _log.warning("replies consumer: %s", exc)
                 continue
-            answered: dict[asyncio.AbstractEventLoop, list[_Answer]] = {}
+            answers: list[_Answer] = []
             for msg in messages:
                 error = msg.error()
                 if error is not None:
@@ -535,12 +547,8 @@ class Transport:
                     continue
                 answer = self._waiting_for(msg.value())
                 if answer is not None:
-                    answered.setdefault(answer[0].get_loop(), []).append(answer)
-            for loop, answers in answered.items():
-                try:
-                    loop.call_soon_threadsafe(_answer, answers)
-                except RuntimeError:
-                    pass  # the loop is closed: nobody is waiting any more
+                    answers.append(answer)
+            _hand_to_loops(answers, _answer)
 
     def _waiting_for(self, value: bytes | None) -> _Answer | None:
         """The reply in ``value`` and the future waiting for it, if one is."""
