@@ -1,4 +1,4 @@
-"""The engine under test, run as its own process (``python -m cadenza.cli processors run``)."""
+"""The engine under test, run as processes of its own (``python -m cadenza.cli processors run``)."""
 
 from __future__ import annotations
 
@@ -13,15 +13,23 @@ from cadenza._settings import Settings
 
 from ._procs import ProcSample, child_pids, sample_pid
 
-__all__ = ["EngineProcess"]
+__all__ = ["EngineGroup", "EngineProcess"]
 
 
 class EngineProcess:
     """One engine subprocess on a data directory that outlives restarts (for ``recovery``)."""
 
-    def __init__(self, settings: Settings, data_dir: Path, *, log_level: str = "WARNING") -> None:
+    def __init__(
+        self,
+        settings: Settings,
+        data_dir: Path,
+        *,
+        log_level: str = "WARNING",
+        visibility: bool = True,
+    ) -> None:
         self._settings = settings
         self._log_level = log_level
+        self._visibility = visibility
         self.data_dir = data_dir
         self.log_path = data_dir / "engine.log"
         self._proc: subprocess.Popen[bytes] | None = None
@@ -30,6 +38,10 @@ class EngineProcess:
         self._children: dict[int, ProcSample] = {}
         """The last sample of each child the engine started (its visibility process)."""
         self.starts = 0
+
+    @property
+    def namespace(self) -> str:
+        return self._settings.namespace
 
     @property
     def pid(self) -> int | None:
@@ -57,6 +69,7 @@ class EngineProcess:
                 str(self.data_dir),
                 "--log-level",
                 self._log_level,
+                *([] if self._visibility else ["--no-visibility"]),
             ],
             env=env,
             stdout=log,
@@ -127,15 +140,113 @@ class EngineProcess:
 
     def stop(self, timeout: float = 20.0) -> None:
         """Stop the engine cleanly (SIGTERM), killing it if it does not stop in time."""
-        if self._proc is None:
+        self.ask_to_stop()
+        self.wait_stopped(time.monotonic() + timeout)
+
+    def ask_to_stop(self) -> None:
+        """Send SIGTERM (the last samples first); :meth:`wait_stopped` waits for the exit."""
+        if self._proc is None or self._proc.poll() is not None:
             return
         self.sample()
         self.sample_children()
         self._proc.send_signal(signal.SIGTERM)
-        deadline = time.monotonic() + timeout
+
+    def wait_stopped(self, deadline: float) -> None:
+        """Wait for the exit until ``deadline`` (monotonic), then kill."""
+        if self._proc is None:
+            return
         while self._proc.poll() is None and time.monotonic() < deadline:
             time.sleep(0.05)
         if self._proc.poll() is None:
             self._proc.kill()
             self._proc.wait()
         self._proc = None
+
+
+class EngineGroup:
+    """The engine processes of a run: they share the namespace's partitions through
+    the engine's consumer group, as instances deployed side by side do. The first
+    also runs the visibility projection; each has a data directory of its own (its
+    stores, and its instance id for static membership).
+
+    ``recovery`` kills and restarts the first; the figures add up the CPU of all.
+    """
+
+    def __init__(self, settings: Settings, data_dir: Path, count: int, *, log_level: str) -> None:
+        if count < 1:
+            raise ValueError(f"engines must be at least 1, got {count}")
+        self.members = [
+            EngineProcess(
+                settings,
+                data_dir if i == 0 else data_dir / f"engine-{i + 1}",
+                log_level=log_level,
+                visibility=i == 0,
+            )
+            for i in range(count)
+        ]
+        self.first = self.members[0]
+
+    @property
+    def log_path(self) -> Path:
+        """The first engine's log (the one ``recovery`` restarts)."""
+        return self.first.log_path
+
+    def start(self) -> None:
+        """Start every engine that is not running (after :meth:`kill`: the first again)."""
+        for member in self.members:
+            if member.pid is None:
+                member.start()
+
+    def check_alive(self) -> None:
+        """Raise with the tail of its log when an engine has exited."""
+        for i, member in enumerate(self.members):
+            try:
+                member.check_alive()
+            except RuntimeError as exc:
+                if len(self.members) == 1:
+                    raise
+                raise RuntimeError(f"engine {i + 1} of {len(self.members)}: {exc}") from None
+
+    def log_size(self) -> int:
+        return self.first.log_size()
+
+    def sample(self) -> ProcSample | None:
+        """CPU of all the engines together, the largest peak and current RSS of one."""
+        samples = [s for s in (m.sample() for m in self.members) if s is not None]
+        if not samples:
+            return None
+        return ProcSample(
+            sum(s.cpu_seconds for s in samples),
+            max(s.peak_rss_mib for s in samples),
+            max(s.rss_mib for s in samples),
+        )
+
+    def cpu_seconds_each(self) -> list[float | None]:
+        """Each engine's CPU seconds so far (how evenly they shared the work)."""
+        return [
+            None if s is None else round(s.cpu_seconds, 2)
+            for s in (m.sample() for m in self.members)
+        ]
+
+    def partitions_each(self) -> list[int]:
+        """How many partitions' stores each engine has opened (those it was assigned)."""
+        return [
+            sum(1 for _ in (m.data_dir / "engine" / m.namespace).glob("p*")) for m in self.members
+        ]
+
+    def sample_children(self) -> ProcSample | None:
+        """The first engine's visibility process."""
+        return self.first.sample_children()
+
+    def kill(self) -> None:
+        """``kill -9`` the first engine."""
+        self.first.kill()
+
+    def stop(self, timeout: float = 20.0) -> None:
+        """Stop every engine cleanly: all are asked at once, so none takes over the
+        partitions of another that is on its way out."""
+        for member in self.members:
+            member.ask_to_stop()
+        deadline = time.monotonic() + timeout
+        for member in self.members:
+            member.wait_stopped(deadline)

@@ -24,6 +24,7 @@ from types import ModuleType
 from typing import Any
 
 from confluent_kafka import Consumer, KafkaError, Producer, TopicPartition
+from confluent_kafka.admin import AdminClient
 
 from cadenza import schemas
 from cadenza._ids import new_id
@@ -39,7 +40,7 @@ from cadenza.topics import (
 from cadenza.worker import Worker
 
 from . import _workloads as w
-from ._engine import EngineProcess
+from ._engine import EngineGroup
 from ._procs import ProcSample, find_listener_pid, sample_pid, sample_self
 from ._recovery import RecoveryClock, recovery_figures
 from ._replay import run_replay
@@ -130,6 +131,9 @@ class BenchOptions:
     """``timers``: seconds each workflow sleeps."""
     external_engine: bool = False
     """Use an engine already running on the namespace instead of starting one."""
+    engines: int = 1
+    """Engine processes the bench starts; they share the partitions (the first also
+    runs the visibility projection)."""
     kill_at: float | None = None
     """``recovery``: seconds into the measured load to kill the engine (default: half)."""
     keep_topics: bool = False
@@ -297,9 +301,10 @@ class _Run(LoadRun):
         self.engine = (
             None
             if options.external_engine
-            else EngineProcess(
+            else EngineGroup(
                 settings,
                 self.data_dir,
+                options.engines,
                 # The recovery timeline is read from the restarted engine's INFO lines.
                 log_level="INFO" if options.workload == "recovery" else "WARNING",
             )
@@ -318,6 +323,16 @@ class _Run(LoadRun):
     def pids(self) -> dict[str, int | None]:
         return {"broker_pid": self.broker_pid}
 
+    def engines_json(self) -> dict[str, Any]:
+        """How many engines the bench ran, and each one's CPU and partitions."""
+        if self.engine is None:
+            return {"engines": 0}
+        return {
+            "engines": len(self.engine.members),
+            "engine_cpu_seconds_each": self.engine.cpu_seconds_each(),
+            "engine_partitions_each": self.engine.partitions_each(),
+        }
+
     def report(self) -> dict[str, Any]:
         report = super().report()
         extra: dict[str, Any] = {}
@@ -334,6 +349,7 @@ class _Run(LoadRun):
             "namespace": self.settings.namespace,
             "partitions": self.settings.partitions,
             "engine_consumer_lag": engine_lag(self.settings),
+            **self.engines_json(),
             **extra,
         }
 
@@ -369,6 +385,18 @@ def engine_lag(settings: Settings) -> int | None:
         return None
     finally:
         consumer.close()
+
+
+def engines_assigned(admin: AdminClient | None, settings: Settings) -> int:
+    """Members of the engine group that hold partitions now (0 while it rebalances)."""
+    group = consumer_group(settings, "engine")
+    if admin is None:
+        return 0
+    try:
+        described = admin.describe_consumer_groups([group], request_timeout=5)[group].result()
+    except Exception:
+        return 0
+    return sum(1 for m in described.members if m.assignment and m.assignment.topic_partitions)
 
 
 def committed_commands(settings: Settings) -> int:
@@ -735,15 +763,22 @@ def _ingest(run: _Run, count: int) -> dict[str, Any]:
     run.before = run.snapshot()
     run.engine.start()
     launched = time.monotonic()
+    engines = len(run.engine.members)
+    # With several engines the rate counts from when all of them hold partitions: the
+    # first to start takes them all until the others join.
+    admin = AdminClient(run.settings.kafka_config()) if engines > 1 else None
+    group_complete: float | None = None if admin is not None else launched
     first: tuple[float, int] | None = None
     last = (launched, 0)
     deadline = launched + max(120.0, run.options.duration)
     while time.monotonic() < deadline:
         time.sleep(0.25)
         run.engine.check_alive()
+        if group_complete is None and engines_assigned(admin, run.settings) == engines:
+            group_complete = time.monotonic()
         done = committed_commands(run.settings)
         now = time.monotonic()
-        if done and first is None:
+        if done and first is None and group_complete is not None:
             first = (now, done)
         if done > last[1]:
             last = (now, done)
@@ -768,6 +803,9 @@ def _ingest(run: _Run, count: int) -> dict[str, Any]:
         "achieved_rate": round(steady, 2),
         "starts_accepted_per_second": round(steady, 2),
         "wall_rate_including_engine_startup": round(wall, 2),
+        "engines_all_assigned_after_s": (
+            None if group_complete is None else round(group_complete - launched, 2)
+        ),
         "completed": accepted,
         "failed": count - accepted,
         "latency_ms": {"p50": None, "p95": None, "p99": None, "max": None},
@@ -775,6 +813,7 @@ def _ingest(run: _Run, count: int) -> dict[str, Any]:
         "cpu_seconds": {k: (v or {}).get("cpu_seconds") for k, v in procs.items()},
         "peak_rss_mib": {k: (v or {}).get("peak_rss_mib") for k, v in procs.items()},
         "engine_consumer_lag": engine_lag(run.settings),
+        **run.engines_json(),
         "not_completed": [] if accepted >= count else [f"{count - accepted} starts not taken"],
     }
 

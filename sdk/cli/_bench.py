@@ -81,6 +81,8 @@ def _rows(report: dict[str, Any]) -> list[tuple[str, str]]:
         for key, seconds in report["recovery"].get("timeline_s", {}).items():
             shown = "-" if seconds is None else f"{seconds:.2f} s"
             rows.append((f"  restart -> {key.replace('_', ' ')}", shown))
+    if (report.get("engines") or 1) > 1:
+        rows.append(("engine processes (cpu summed)", str(report["engines"])))
     for name, proc in report["processes"].items():
         if not name.endswith("_pid") and proc is not None:
             rows.append(
@@ -138,6 +140,14 @@ def _table(*reports: dict[str, Any]) -> str:
     help="Start the engine as a process of its own, or use one already running.",
 )
 @click.option(
+    "--engines",
+    type=click.IntRange(min=1),
+    default=1,
+    show_default=True,
+    help="Engine processes to start; they share the partitions (one per core scales "
+    "an engine-bound workload such as ingest).",
+)
+@click.option(
     "--target",
     type=click.Choice(["cadenza", "temporal"]),
     default="cadenza",
@@ -187,6 +197,7 @@ def bench(
     sleep: float,
     kill_at: float | None,
     engine: str,
+    engines: int,
     target: str,
     temporal_address: str | None,
     temporal_db: str | None,
@@ -211,6 +222,8 @@ def bench(
         raise click.UsageError("--temporal-address/--temporal-db need --target temporal")
     if temporal_address and temporal_db:
         raise click.UsageError("--temporal-db is for the dev server the run starts, not an address")
+    if engines > 1 and (engine == "external" or on_temporal):
+        raise click.UsageError("--engines counts the engines the bench starts on Cadenza")
     if on_temporal and workload not in TEMPORAL_WORKLOADS:
         fail(not_on_temporal(workload))
     if compare:
@@ -230,6 +243,7 @@ def bench(
         sleep=sleep,
         kill_at=kill_at,
         external_engine=engine == "external",
+        engines=engines,
         keep_topics=keep_topics,
         eager_activities=not no_eager_activities,
         temporal=(

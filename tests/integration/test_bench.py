@@ -102,6 +102,27 @@ def test_batch_workloads(kafka_settings: Settings, workload: str) -> None:
         assert report["events_per_second"] > 0
 
 
+def test_ingest_on_two_engines(kafka_settings: Settings) -> None:
+    """Two engine processes share the partitions through their group: each is
+    assigned some, and together they take every start."""
+    report = run_bench(_settings(kafka_settings), BenchOptions("ingest", count=20_000, engines=2))
+    _check(report)
+    assert report["completed"] == 20_000 and report["engine_consumer_lag"] == 0
+    assert report["engines_all_assigned_after_s"] is not None
+    assert report["engines"] == 2
+    assert all(n > 0 for n in report["engine_partitions_each"]), report["engine_partitions_each"]
+    assert all(cpu and cpu > 0 for cpu in report["engine_cpu_seconds_each"])
+
+
+def test_cli_engines_only_for_engines_the_bench_starts() -> None:
+    result = CliRunner().invoke(cli, ["bench", "ingest", "--engines", "2", "--engine", "external"])
+    assert result.exit_code == 2
+    assert "--engines counts the engines the bench starts" in result.output
+    result = CliRunner().invoke(cli, ["bench", "ingest", "--engines", "0"])
+    assert result.exit_code == 2
+    assert "--engines" in result.output
+
+
 @pytest.mark.parametrize("options", [{"concurrency": 10}, {"rate": 50.0}])
 def test_cached(kafka_settings: Settings, options: dict[str, float]) -> None:
     report = run_bench(
