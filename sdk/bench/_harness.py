@@ -387,11 +387,9 @@ def engine_lag(settings: Settings) -> int | None:
         consumer.close()
 
 
-def engines_assigned(admin: AdminClient | None, settings: Settings) -> int:
+def engines_assigned(admin: AdminClient, settings: Settings) -> int:
     """Members of the engine group that hold partitions now (0 while it rebalances)."""
     group = consumer_group(settings, "engine")
-    if admin is None:
-        return 0
     try:
         described = admin.describe_consumer_groups([group], request_timeout=5)[group].result()
     except Exception:
@@ -767,15 +765,16 @@ def _ingest(run: _Run, count: int) -> dict[str, Any]:
     # With several engines the rate counts from when all of them hold partitions: the
     # first to start takes them all until the others join.
     admin = AdminClient(run.settings.kafka_config()) if engines > 1 else None
-    group_complete: float | None = None if admin is not None else launched
+    group_complete = launched if admin is None else None
     first: tuple[float, int] | None = None
     last = (launched, 0)
     deadline = launched + max(120.0, run.options.duration)
     while time.monotonic() < deadline:
         time.sleep(0.25)
         run.engine.check_alive()
-        if group_complete is None and engines_assigned(admin, run.settings) == engines:
-            group_complete = time.monotonic()
+        if admin is not None and group_complete is None:
+            if engines_assigned(admin, run.settings) == engines:
+                group_complete = time.monotonic()
         done = committed_commands(run.settings)
         now = time.monotonic()
         if done and first is None and group_complete is not None:
