@@ -3,11 +3,12 @@
 pyproject.toml maps sdk/ to `cadenza` and processors/, topics/, schemas/ to
 `cadenza.<folder>`. setuptools cannot discover packages through such a mapping,
 so this walks the folders, and a new subpackage ships without editing a list.
+It also declares the one C extension, the native Avro codec.
 """
 
 from pathlib import Path
 
-from setuptools import setup
+from setuptools import Extension, setup
 
 ROOTS = {
     "cadenza": "sdk",
@@ -27,4 +28,13 @@ def _packages() -> list[str]:
     return found
 
 
-setup(packages=_packages())
+# The C codec (schemas/_native.c). Optional: without a C compiler the install
+# still succeeds, and the codec runs the generated Python (about 4x slower).
+NATIVE_CODEC = Extension(
+    "cadenza.schemas._native",
+    ["schemas/_native.c"],
+    extra_compile_args=["-O2"],
+    optional=True,
+)
+
+setup(packages=_packages(), ext_modules=[NATIVE_CODEC])

@@ -116,12 +116,19 @@ class Registry:
         ('cadenza.common.ReplyTo', {'client_id': 'c1', 'partition': 3, 'request_id': 'r1'})
     """
 
-    def __init__(self, definitions: Definitions, previous: Iterable[Mapping[str, Any]] = ()):
+    def __init__(
+        self,
+        definitions: Definitions,
+        previous: Iterable[Mapping[str, Any]] = (),
+        native: bool | None = None,
+    ):
         """Build a registry from named-type definitions.
 
         Args:
             definitions: Full name -> definition, as :func:`read_definitions` returns.
             previous: Older standalone writer schemas to accept when decoding.
+            native: The C codec (True), the generated Python one (False), or the C
+                one when it was built (None); see :func:`compile_codecs`.
 
         Raises:
             SchemaError: A definition or previous schema is invalid.
@@ -135,7 +142,7 @@ class Registry:
         records = {n: s for n, s in self._standalone.items() if s["type"] in ("record", "error")}
         headers = {name: MAGIC + fingerprint_of(schema) for name, schema in records.items()}
         # Only envelopes (records that are a topic's values) are ever spliced.
-        compiled = _compile(records, {n: h for n, h in headers.items() if n in ENVELOPES})
+        compiled = _compile(records, {n: h for n, h in headers.items() if n in ENVELOPES}, native)
         for name, schema_json in records.items():
             parsed = _parse(schema_json, name)
             fp = headers[name][len(MAGIC) :]
@@ -149,17 +156,20 @@ class Registry:
             self.register(old)
 
     @classmethod
-    def from_directory(cls, root: Traversable | None = None) -> Registry:
+    def from_directory(
+        cls, root: Traversable | None = None, native: bool | None = None
+    ) -> Registry:
         """Load the current schemas and the older versions under ``root/previous``.
 
         Args:
             root: A folder laid out like the packaged ``avro`` folder; the packaged
                 one when ``None``.
+            native: Which codec; see :class:`Registry`.
 
         Returns:
             A new registry.
         """
-        return cls(read_definitions(root), read_previous(root))
+        return cls(read_definitions(root), read_previous(root), native)
 
     def register(self, writer_schema: Mapping[str, Any]) -> bytes:
         """Accept records written with ``writer_schema`` when decoding.
@@ -445,10 +455,10 @@ def _parse(schema_json: Mapping[str, Any], name: str) -> Any:
 
 
 def _compile(
-    records: Mapping[str, Mapping[str, Any]], headers: Mapping[str, bytes]
+    records: Mapping[str, Mapping[str, Any]], headers: Mapping[str, bytes], native: bool | None
 ) -> dict[str, CompiledCodec]:
     try:
-        return compile_codecs(records.values(), headers)
+        return compile_codecs(records.values(), headers, native)
     except Unsupported:
         pass
     # Some schema has a shape the compiler does not handle: compile the others
@@ -456,7 +466,7 @@ def _compile(
     compiled: dict[str, CompiledCodec] = {}
     for name, schema_json in records.items():
         try:
-            compiled[name] = compile_codecs([schema_json], headers)[name]
+            compiled[name] = compile_codecs([schema_json], headers, native)[name]
         except Unsupported:
             continue
     return compiled
@@ -511,7 +521,10 @@ def default_registry() -> Registry:
     Returns:
         The process-wide registry behind :func:`encode` and :func:`decode`.
     """
-    return Registry.from_directory()
+    from cadenza._settings import resolve  # the one place settings are read
+
+    codec = resolve("codec")
+    return Registry.from_directory(native={"auto": None, "native": True, "python": False}[codec])
 
 
 def encode(name: str, datum: Mapping[str, Any]) -> bytes:

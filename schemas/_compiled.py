@@ -23,6 +23,24 @@ from typing import Any
 
 __all__ = ["CompiledCodec", "Malformed", "Unsupported", "compile_codecs"]
 
+try:
+    from . import _native as _native_module  # type: ignore[attr-defined]
+except ImportError as exc:  # built without a C compiler: the generated Python codec
+    _native_module, _NATIVE_ERROR = None, str(exc)
+else:
+    _NATIVE_ERROR = ""
+
+#: The C codec (``schemas/_native.c``), or None when it was not built.
+NATIVE: Any = _native_module
+
+_NATIVE_KINDS = {
+    kind: i
+    for i, kind in enumerate(
+        ("null", "boolean", "int", "long", "float", "double", "bytes", "string")
+    )
+}
+_K_ENUM, _K_ARRAY, _K_MAP, _K_RECORD, _K_OPTIONAL, _K_UNION = range(8, 14)
+
 _PRIMITIVES = ("null", "boolean", "int", "long", "float", "double", "bytes", "string")
 _LONG_MIN, _LONG_MAX = -(1 << 63), (1 << 63) - 1
 _INT_MIN, _INT_MAX = -(1 << 31), (1 << 31) - 1
@@ -104,6 +122,8 @@ def _read_long_loop(b: bytes, pos: int) -> tuple[int, int]:
         pos += 1
         n |= (x & 0x7F) << shift
         if x < 0x80:
+            if shift == 63 and x > 1:
+                raise Malformed("varint does not fit in a long (64 bits)")
             return (n >> 1) ^ -(n & 1), pos
         shift += 7
         if shift > 63:
@@ -550,6 +570,74 @@ class _Gen:
         body.append(f"    return {{{items}}}, p")
         self.lines += body
 
+    # -- native plan (schemas/_native.c) --------------------------------
+    def plan_node(self, node: Any, nodes: list[tuple[Any, ...]]) -> int:
+        """Append the native plan of ``node`` (and what it contains) to ``nodes``."""
+        node = self.resolve(node)
+        kind = self.kind(node)
+        entry: tuple[Any, ...]
+        if kind in _NATIVE_KINDS:
+            entry = (_NATIVE_KINDS[kind],)
+        elif kind == "enum":
+            symbols = tuple(node["symbols"])
+            entry = (_K_ENUM, node["name"], symbols, {s: i for i, s in enumerate(symbols)})
+        elif kind == "array":
+            items = self.resolve(node["items"])
+            header = self.headers.get(items["name"]) if self.kind(items) == "record" else None
+            inner = self.plan_node(node["items"], nodes)
+            entry = (_K_ARRAY, inner, header, self.min_size(node["items"]) > 0)
+        elif kind == "map":
+            entry = (_K_MAP, self.plan_node(node["values"], nodes))
+        elif kind in ("record", "error"):
+            entry = (_K_RECORD, self.func[node["name"]])
+        elif kind == "union":
+            has_null, records = self.union_plan(node)
+            if len(node) == 2 and has_null:
+                null_index = 0 if self.kind(node[0]) == "null" else 1
+                single = records[0][0] if len(records) == 1 else None
+                other = self.plan_node(node[1 - null_index], nodes)
+                entry = (_K_OPTIONAL, null_index, other, single)
+            else:
+                null_index = next((i for i, b in enumerate(node) if self.kind(b) == "null"), -1)
+                branches = tuple(
+                    None
+                    if self.kind(b) == "null"
+                    else (self.resolve(b)["name"], self.func[self.resolve(b)["name"]])
+                    for b in node
+                )
+                names = tuple(n for n, _ in records)
+                entry = (_K_UNION, null_index, names, branches, dict(records))
+        else:  # pragma: no cover - resolve() only returns the kinds above
+            raise Unsupported(kind)
+        nodes.append(entry)
+        return len(nodes) - 1
+
+    def build_native(self, native: Any) -> dict[str, CompiledCodec]:
+        nodes: list[tuple[Any, ...]] = []
+        records: list[Any] = [None] * len(self.func)
+        for name, node in self.named.items():
+            if node["type"] not in ("record", "error"):
+                continue
+            fields = []
+            for field in node["fields"]:
+                if "default" in field:
+                    mode, default = 1, field["default"]
+                elif self.kind(field["type"]) == "union" and any(
+                    self.kind(b) == "null" for b in self.resolve(field["type"])
+                ):
+                    mode, default = 2, None  # as fastavro: missing = null
+                else:
+                    mode, default = 0, None
+                fields.append((field["name"], self.plan_node(field["type"], nodes), mode, default))
+            records[self.func[name]] = (name, tuple(fields))
+        plan = native.Plan(nodes, records, Malformed)
+        codecs = {}
+        for name, i in self.func.items():
+            if records[i] is not None:
+                codec = plan.codec(i)
+                codecs[name] = CompiledCodec(codec.write, codec.read, "")
+        return codecs
+
     def build(self) -> dict[str, CompiledCodec]:
         for name, node in self.named.items():
             if node["type"] in ("record", "error"):
@@ -596,7 +684,9 @@ def _varint(n: int) -> bytes:
 
 
 def compile_codecs(
-    schemas: Iterable[Mapping[str, Any]], headers: Mapping[str, bytes] | None = None
+    schemas: Iterable[Mapping[str, Any]],
+    headers: Mapping[str, bytes] | None = None,
+    native: bool | None = None,
 ) -> dict[str, CompiledCodec]:
     """Compile standalone record schemas into writers and readers.
 
@@ -609,6 +699,8 @@ def compile_codecs(
             fingerprint), for the records that may come already encoded: an array
             of them also takes items as ``bytes`` with that header, and writes
             their bodies as they are.
+        native: True: the C codec (``schemas/_native.c``), which must have been
+            built; False: generated Python; None: the C codec when it was built.
 
     Returns:
         Full name -> generated functions, for every record in ``schemas``
@@ -616,5 +708,17 @@ def compile_codecs(
 
     Raises:
         Unsupported: A schema uses a shape the compiler does not handle.
+        ImportError: ``native`` is True and the C codec was not built.
     """
-    return _Gen(schemas, headers).build()
+    gen = _Gen(schemas, headers)
+    if native is None:
+        native = NATIVE is not None
+    if native:
+        if NATIVE is None:
+            raise ImportError(
+                f"the native codec (schemas/_native.c) was not built ({_NATIVE_ERROR}): "
+                "install a C compiler and reinstall (make dev), or use the Python codec "
+                "(CADENZA_CODEC=python)"
+            )
+        return gen.build_native(NATIVE)
+    return gen.build()

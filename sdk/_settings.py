@@ -13,7 +13,7 @@ from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any
 
-__all__ = ["SETTINGS", "Setting", "Settings", "SettingsError"]
+__all__ = ["SETTINGS", "Setting", "Settings", "SettingsError", "resolve"]
 
 
 class SettingsError(ValueError):
@@ -71,6 +71,15 @@ def _parse_port(raw: str) -> int:
 
 def _parse_optional_str(raw: str) -> str | None:
     return raw or None
+
+
+_CODECS = ("auto", "native", "python")
+
+
+def _parse_codec(raw: str) -> str:
+    if raw not in _CODECS:
+        raise SettingsError(f"codec {raw!r} is not one of {', '.join(_CODECS)}")
+    return raw
 
 
 @dataclasses.dataclass(frozen=True)
@@ -201,9 +210,36 @@ SETTINGS: tuple[Setting, ...] = (
         _default_data_dir,
         "Where the local broker and the processors keep their data (logs, RocksDB stores).",
     ),
+    Setting(
+        "codec",
+        "CADENZA_CODEC",
+        _parse_codec,
+        lambda: "auto",
+        "Avro codec: 'native' (C, built at install), 'python' (generated Python, about 4x "
+        "slower; same bytes), or 'auto': native when it was built.",
+    ),
 )
 
 _BY_NAME = {s.name: s for s in SETTINGS}
+
+
+def resolve(name: str, environ: Mapping[str, str] | None = None) -> Any:
+    """One setting from the environment (or its default), without resolving the others.
+
+    For code that needs a single setting at import time (the codec's choice), where
+    a bad value of an unrelated variable must not get in the way.
+
+    Raises:
+        SettingsError: the value cannot be parsed; the message names the variable.
+    """
+    setting = _BY_NAME[name]
+    raw = (os.environ if environ is None else environ).get(setting.env)
+    if not raw:
+        return setting.default()
+    try:
+        return setting.parse(raw)
+    except SettingsError as exc:
+        raise SettingsError(f"{setting.env}: {exc}") from None
 
 
 @dataclasses.dataclass(frozen=True)
@@ -229,6 +265,7 @@ class Settings:
     kafka_port: int
     cache_dir: str
     data_dir: str
+    codec: str
 
     @classmethod
     def from_env(

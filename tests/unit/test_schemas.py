@@ -942,7 +942,8 @@ def test_readme_example_produces_a_decodable_command(monkeypatch: pytest.MonkeyP
 # --------------------------------------------------------------------------- the compiler
 
 
-def test_compiler_matches_fastavro_on_shapes_cadenza_does_not_use_yet() -> None:
+@pytest.mark.parametrize("native", [True, False], ids=["native", "python"])
+def test_compiler_matches_fastavro_on_shapes_cadenza_does_not_use_yet(native: bool) -> None:
     from cadenza.schemas._compiled import compile_codecs
 
     schema: dict[str, Any] = {
@@ -959,7 +960,7 @@ def test_compiler_matches_fastavro_on_shapes_cadenza_does_not_use_yet() -> None:
     }
     inner: dict[str, Any] = {"a": "x", "e": None, "f": 0.0, "m": {}, "t": [], "z": {}}
     datum = {"a": None, "e": "B", "f": 1.5, "m": {"k": [1, -2, 2**40]}, "t": [inner], "z": {}}
-    codec = compile_codecs([schema])["x.R"]
+    codec = compile_codecs([schema], native=native)["x.R"]
     out = bytearray()
     codec.write(out, datum)
     reference = BytesIO()
@@ -980,7 +981,8 @@ def test_a_shape_the_compiler_rejects_falls_back_to_fastavro() -> None:
         assert registry.decode(registry.encode("x.Odd", {"u": value})) == ("x.Odd", {"u": value})
 
 
-def test_longs_of_every_varint_length_read_as_fastavro_writes_them() -> None:
+@pytest.mark.parametrize("native", [True, False], ids=["native", "python"])
+def test_longs_of_every_varint_length_read_as_fastavro_writes_them(native: bool) -> None:
     from cadenza.schemas._compiled import compile_codecs
 
     schema: dict[str, Any] = {
@@ -988,7 +990,7 @@ def test_longs_of_every_varint_length_read_as_fastavro_writes_them() -> None:
         "name": "x.L",
         "fields": [{"name": "n", "type": "long"}, {"name": "s", "type": "string"}],
     }
-    codec = compile_codecs([schema])["x.L"]
+    codec = compile_codecs([schema], native=native)["x.L"]
     parsed = parse_schema(copy.deepcopy(schema))
     # Both ends of every varint length (1 to 10 bytes), of either sign.
     edges = [0, 1, -1, 2**63 - 1, -(2**63)]
@@ -999,3 +1001,6 @@ def test_longs_of_every_varint_length_read_as_fastavro_writes_them() -> None:
         schemaless_writer(buf, parsed, {"n": n, "s": "é"})
         data = buf.getvalue()
         assert codec.read(data, 0) == ({"n": n, "s": "é"}, len(data)), n
+        out = bytearray()
+        codec.write(out, {"n": n, "s": "é"})
+        assert bytes(out) == data, n

@@ -57,6 +57,9 @@ for name in ["cadenza.cli", "cadenza.localkafka", "cadenza.processors", "cadenza
 assert (root / "py.typed").exists()
 assert (root / "localkafka" / "pom.xml").exists()
 assert list((root / "schemas").rglob("*.avsc")), "schemas missing from the wheel"
+from cadenza.schemas import _compiled
+assert _compiled.NATIVE is not None, _compiled._NATIVE_ERROR  # the C codec was built
+assert str(pathlib.Path(_compiled.NATIVE.__file__)).startswith(str(root))
 print("ok")
 """
     out = subprocess.run([py, "-c", probe], capture_output=True, text=True, cwd=tmp_path)
