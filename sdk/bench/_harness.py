@@ -397,13 +397,35 @@ def engines_assigned(admin: AdminClient, settings: Settings) -> int:
     return sum(1 for m in described.members if m.assignment and m.assignment.topic_partitions)
 
 
-def committed_commands(settings: Settings) -> int:
-    """Offsets of ``commands`` the engine group has committed, summed over partitions."""
+def committed_commands(settings: Settings, upto: list[int] | None = None) -> int:
+    """Offsets of ``commands`` the engine group has committed, summed over partitions.
+
+    ``upto``: per partition, count no further than this offset. The engine writes
+    to ``commands`` too (a fired timeout, a child's start) and each of its
+    transactions leaves a marker there, so past the records a run produced, offsets
+    are not commands of that run.
+    """
     consumer = Consumer({**settings.kafka_config(), "group.id": consumer_group(settings, "engine")})
     try:
         topic = commands_topic(settings)
         parts = [TopicPartition(topic, p) for p in range(settings.partitions)]
-        return sum(max(tp.offset, 0) for tp in consumer.committed(parts, timeout=10))
+        offsets = [max(tp.offset, 0) for tp in consumer.committed(parts, timeout=10)]
+        if upto is not None:
+            offsets = [min(offset, end) for offset, end in zip(offsets, upto, strict=True)]
+        return sum(offsets)
+    finally:
+        consumer.close()
+
+
+def end_offsets(settings: Settings) -> list[int]:
+    """Per partition of ``commands``, the offset after its last record."""
+    consumer = Consumer({**settings.kafka_config(), "group.id": f"{settings.namespace}.bench-ends"})
+    try:
+        topic = commands_topic(settings)
+        return [
+            consumer.get_watermark_offsets(TopicPartition(topic, p), timeout=10)[1]
+            for p in range(settings.partitions)
+        ]
     finally:
         consumer.close()
 
@@ -758,6 +780,13 @@ def _ingest(run: _Run, count: int) -> dict[str, Any]:
     if run.engine is None:
         raise RuntimeError("ingest times an engine it starts itself (not --engine external)")
     produce_seconds = _produce_starts(run.settings, count)
+    # The starts are all of the topic so far; what the engine adds later is not counted.
+    produced = end_offsets(run.settings)
+    if sum(produced) != count:
+        raise RuntimeError(
+            f"{commands_topic(run.settings)} holds {sum(produced)} records after {count} "
+            "starts were produced: ingest needs a fresh namespace (leave --namespace out)"
+        )
     run.before = run.snapshot()
     run.engine.start()
     launched = time.monotonic()
@@ -775,7 +804,7 @@ def _ingest(run: _Run, count: int) -> dict[str, Any]:
         if admin is not None and group_complete is None:
             if engines_assigned(admin, run.settings) == engines:
                 group_complete = time.monotonic()
-        done = committed_commands(run.settings)
+        done = committed_commands(run.settings, produced)
         now = time.monotonic()
         if done and first is None and group_complete is not None:
             first = (now, done)
