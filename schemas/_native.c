@@ -247,14 +247,22 @@ static int w_node(Plan *P, Buf *b, Node *t, PyObject *v) {
             PyObject *seq = PySequence_Fast(v, "an Avro array takes a list or another sequence");
             if (seq == NULL) return -1;
             Py_ssize_t n = PySequence_Fast_GET_SIZE(seq);
-            PyObject **items = PySequence_Fast_ITEMS(seq);
             int rc = buf_long(b, n);
             for (Py_ssize_t i = 0; rc == 0 && i < n; i++) {
-                PyObject *item = items[i];
+                /* Item by item, held: an item's own code (__float__...) could change
+                   the list under us. */
+                if (PySequence_Fast_GET_SIZE(seq) != n) {
+                    PyErr_SetString(PyExc_RuntimeError, "a list changed size while it was encoded");
+                    rc = -1;
+                    break;
+                }
+                PyObject *item = PySequence_Fast_GET_ITEM(seq, i);
+                Py_INCREF(item);
                 if (t->header != NULL && PyBytes_CheckExact(item))
                     rc = w_spliced(P, b, t, item);
                 else
                     rc = w_node(P, b, t->inner, item);
+                Py_DECREF(item);
             }
             Py_DECREF(seq);
             if (rc < 0) return -1;

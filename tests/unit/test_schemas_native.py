@@ -250,3 +250,22 @@ def test_the_native_reader_raises_malformed() -> None:
         codec.read(b"", 0)
     with pytest.raises(ValueError, match="position 5 is outside"):
         codec.read(b"\x01", 5)
+
+
+def test_a_list_changed_while_encoding_is_an_error_not_a_crash() -> None:
+    schema = {
+        "type": "record",
+        "name": "x.A",
+        "fields": [{"name": "xs", "type": {"type": "array", "items": "double"}}],
+    }
+    codec = compile_codecs([schema], native=True)["x.A"]
+    xs: list[Any] = []
+
+    class Shrinking:
+        def __float__(self) -> float:
+            xs.clear()
+            return 1.0
+
+    xs += [Shrinking(), 2.0, 3.0]
+    with pytest.raises(RuntimeError, match="changed size"):
+        codec.write(bytearray(), {"xs": xs})
