@@ -12,6 +12,11 @@ The compiler accepts the schema shapes Cadenza uses: primitives, records, enums,
 arrays, maps, optional unions ``["null", T]`` and unions of several records (with
 or without ``"null"``), the latter in fastavro's tuple notation. Anything else
 raises :class:`Unsupported` and the caller falls back to fastavro.
+
+The same walk also builds a plan for the C codec (``_native.c``), which is 4x
+faster again (BENCHMARKS.md, entry 34) and is used whenever it was built; the
+generated Python is the fallback without a C compiler, and the reference the
+tests hold the C codec to.
 """
 
 from __future__ import annotations
@@ -40,6 +45,8 @@ _NATIVE_KINDS = {
     )
 }
 _K_ENUM, _K_ARRAY, _K_MAP, _K_RECORD, _K_OPTIONAL, _K_UNION = range(8, 14)
+# A field the datum leaves out (the native plan's field modes, in _native.c's order).
+_REQUIRED, _DEFAULT, _NULL = range(3)
 
 _PRIMITIVES = ("null", "boolean", "int", "long", "float", "double", "bytes", "string")
 _LONG_MIN, _LONG_MAX = -(1 << 63), (1 << 63) - 1
@@ -203,7 +210,7 @@ class CompiledCodec:
     #: ``read(data, pos)`` returns ``(datum, position after the body)``; ``data`` is
     #: ``bytes`` (or a ``bytearray``: strings are decoded with their ``decode()``).
     read: Callable[[bytes, int], tuple[dict[str, Any], int]]
-    #: The generated source, for debugging.
+    #: The generated source, for debugging ("" for the native codec).
     source: str
 
 
@@ -420,18 +427,29 @@ class _Gen:
             f"{ind}_W[{entry}[1]](o, {v}[1])",
         ]
 
+    def field_mode(self, field: Mapping[str, Any]) -> int:
+        """What a writer does when the datum lacks ``field``: :data:`_REQUIRED` (a
+        KeyError), :data:`_DEFAULT` (writes its default) or :data:`_NULL` (writes
+        null: an optional field without a default, as fastavro does)."""
+        if "default" in field:
+            return _DEFAULT
+        if self.kind(field["type"]) == "union" and any(
+            self.kind(b) == "null" for b in self.resolve(field["type"])
+        ):
+            return _NULL
+        return _REQUIRED
+
     def gen_writer(self, name: str) -> None:
         node = self.named[name]
         body: list[str] = [f"def _w{self.func[name]}(o, d):", "    ap = o.append"]
         for field in node["fields"]:
             v = self.var("v")
             fname = repr(field["name"])
-            if "default" in field:
+            mode = self.field_mode(field)
+            if mode == _DEFAULT:
                 body.append(f"    {v} = d.get({fname}, {self.const(field['default'])})")
-            elif self.kind(field["type"]) == "union" and any(
-                self.kind(b) == "null" for b in self.resolve(field["type"])
-            ):
-                body.append(f"    {v} = d.get({fname})")  # as fastavro: missing = null
+            elif mode == _NULL:
+                body.append(f"    {v} = d.get({fname})")
             else:
                 body.append(f"    {v} = d[{fname}]")
             self.emit_write(field["type"], v, "    ", body)
@@ -613,22 +631,21 @@ class _Gen:
         return len(nodes) - 1
 
     def build_native(self, native: Any) -> dict[str, CompiledCodec]:
+        """The C codec's writers and readers, from a plan of these schemas."""
         nodes: list[tuple[Any, ...]] = []
         records: list[Any] = [None] * len(self.func)
         for name, node in self.named.items():
             if node["type"] not in ("record", "error"):
                 continue
-            fields = []
-            for field in node["fields"]:
-                if "default" in field:
-                    mode, default = 1, field["default"]
-                elif self.kind(field["type"]) == "union" and any(
-                    self.kind(b) == "null" for b in self.resolve(field["type"])
-                ):
-                    mode, default = 2, None  # as fastavro: missing = null
-                else:
-                    mode, default = 0, None
-                fields.append((field["name"], self.plan_node(field["type"], nodes), mode, default))
+            fields = [
+                (
+                    field["name"],
+                    self.plan_node(field["type"], nodes),
+                    self.field_mode(field),
+                    field.get("default"),
+                )
+                for field in node["fields"]
+            ]
             records[self.func[name]] = (name, tuple(fields))
         plan = native.Plan(nodes, records, Malformed)
         codecs = {}
