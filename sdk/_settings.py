@@ -234,12 +234,15 @@ def resolve(name: str, environ: Mapping[str, str] | None = None) -> Any:
     """
     setting = _BY_NAME[name]
     raw = (os.environ if environ is None else environ).get(setting.env)
-    if not raw:
-        return setting.default()
+    return _parsed(setting, raw, setting.env) if raw else setting.default()
+
+
+def _parsed(setting: Setting, raw: Any, origin: str) -> Any:
+    """``raw`` parsed (a string) or as given (an override of the right type already)."""
     try:
-        return setting.parse(raw)
+        return setting.parse(str(raw)) if isinstance(raw, str) else raw
     except SettingsError as exc:
-        raise SettingsError(f"{setting.env}: {exc}") from None
+        raise SettingsError(f"{origin}: {exc}") from None
 
 
 @dataclasses.dataclass(frozen=True)
@@ -289,10 +292,7 @@ class Settings:
             else:
                 values[setting.name] = setting.default()
                 continue
-            try:
-                values[setting.name] = setting.parse(str(raw)) if isinstance(raw, str) else raw
-            except SettingsError as exc:
-                raise SettingsError(f"{origin}: {exc}") from None
+            values[setting.name] = _parsed(setting, raw, origin)
         if overrides:
             raise TypeError(f"unknown settings: {', '.join(sorted(overrides))}")
         return cls(**values)

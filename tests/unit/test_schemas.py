@@ -653,6 +653,22 @@ def test_body_of_another_schema_is_rejected() -> None:
         schemas.decode(forged)
 
 
+def timer_fired_event() -> dict[str, Any]:
+    """A small HistoryEvent whose ``attributes`` index sits at :data:`ATTRIBUTES_INDEX_AT`."""
+    return {
+        "event_id": 1,
+        "event_time_ms": 0,
+        "workflow_id": "w",
+        "run_id": "r",
+        "attributes": ("cadenza.history.TimerFired", {"timer_id": "t", "started_event_id": 1}),
+    }
+
+
+#: In :func:`timer_fired_event`'s bytes: the header, two one-byte longs, two
+#: two-byte strings, then the union index of ``attributes``.
+ATTRIBUTES_INDEX_AT = 10 + 1 + 1 + 2 + 2
+
+
 def test_bad_union_index_and_utf8_are_rejected() -> None:
     reply_to = schemas.encode(
         "cadenza.common.ReplyTo", {"client_id": "é", "partition": 1, "request_id": "r"}
@@ -660,18 +676,8 @@ def test_bad_union_index_and_utf8_are_rejected() -> None:
     bad_utf8 = reply_to.replace("é".encode(), b"\xff\xfe")
     with pytest.raises(DecodeError, match="UnicodeDecodeError"):
         schemas.decode(bad_utf8)
-    event = schemas.encode(
-        HISTORY_EVENT,
-        {
-            "event_id": 1,
-            "event_time_ms": 0,
-            "workflow_id": "w",
-            "run_id": "r",
-            "attributes": ("cadenza.history.TimerFired", {"timer_id": "t", "started_event_id": 1}),
-        },
-    )
-    # attributes' index is the byte after the three strings; 0x7e = index 63.
-    header = 10 + 1 + 1 + 2 + 2
+    event = schemas.encode(HISTORY_EVENT, timer_fired_event())
+    header = ATTRIBUTES_INDEX_AT  # 0x7e there = index 63
     forged = event[:header] + b"\x7e" + event[header + 1 :]
     with pytest.raises(DecodeError, match="union index 63"):
         schemas.decode(forged)

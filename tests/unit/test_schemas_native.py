@@ -15,7 +15,7 @@ import random
 from typing import Any
 
 import pytest
-from test_schemas import CASES, Samples, _samples_for
+from test_schemas import ATTRIBUTES_INDEX_AT, CASES, Samples, _samples_for, timer_fired_event
 
 from cadenza.schemas import (
     COMMAND,
@@ -115,17 +115,8 @@ def test_random_corruption_gives_the_same_outcome() -> None:
 
 
 def test_malformed_bodies_get_the_same_messages() -> None:
-    event = NATIVE.encode(
-        HISTORY_EVENT,
-        {
-            "event_id": 1,
-            "event_time_ms": 0,
-            "workflow_id": "w",
-            "run_id": "r",
-            "attributes": ("cadenza.history.TimerFired", {"timer_id": "t", "started_event_id": 1}),
-        },
-    )
-    at = 10 + 1 + 1 + 2 + 2  # the union index, after two longs and two strings
+    event = NATIVE.encode(HISTORY_EVENT, timer_fired_event())
+    at = ATTRIBUTES_INDEX_AT
     cases = {
         "union index 63": event[:at] + b"\x7e" + event[at + 1 :],
         "negative length -1": event[:12] + b"\x01" + event[13:],

@@ -62,3 +62,13 @@ def test_settings_are_frozen() -> None:
     with pytest.raises(dataclasses.FrozenInstanceError):
         settings.namespace = "x"  # type: ignore[misc]
     assert dataclasses.replace(settings, namespace="x").namespace == "x"
+
+
+def test_resolve_reads_one_setting_and_names_the_variable() -> None:
+    from cadenza._settings import resolve
+
+    assert resolve("codec", {}) == "auto"
+    # An unrelated bad value does not get in the way of the one asked for.
+    assert resolve("codec", {"CADENZA_CODEC": "python", "CADENZA_PARTITIONS": "x"}) == "python"
+    with pytest.raises(SettingsError, match="CADENZA_CODEC: codec 'fast' is not one of auto"):
+        resolve("codec", {"CADENZA_CODEC": "fast"})
