@@ -41,7 +41,7 @@ from cadenza.worker import Worker
 
 from . import _workloads as w
 from ._engine import EngineGroup
-from ._procs import ProcSample, find_listener_pid, sample_pid, sample_self
+from ._procs import ProcSample, find_listener_pid, jit_cpu_seconds, sample_pid, sample_self
 from ._recovery import RecoveryClock, recovery_figures
 from ._replay import run_replay
 
@@ -178,10 +178,14 @@ def _round(value: float | None) -> float | None:
 def _proc_json(sample: ProcSample | None, before: ProcSample | None) -> dict[str, Any] | None:
     if sample is None:
         return None
-    return {
+    out: dict[str, Any] = {
         "cpu_seconds": round(sample.cpu_seconds - (before.cpu_seconds if before else 0.0), 2),
         "peak_rss_mib": round(sample.peak_rss_mib, 1),
     }
+    jit = jit_cpu_seconds(sample, before)
+    if jit is not None:
+        out["jit_cpu_seconds"] = round(jit, 2)
+    return out
 
 
 class LoadRun:
@@ -317,7 +321,7 @@ class _Run(LoadRun):
             "engine": self.engine.sample() if self.engine else None,
             "visibility": self.engine.sample_children() if self.engine else None,
             "bench": sample_self(),
-            "broker": sample_pid(self.broker_pid) if self.broker_pid else None,
+            "broker": sample_pid(self.broker_pid, jit=True) if self.broker_pid else None,
         }
 
     def pids(self) -> dict[str, int | None]:

@@ -7,7 +7,14 @@ import os
 import resource
 from pathlib import Path
 
-__all__ = ["ProcSample", "child_pids", "find_listener_pid", "sample_pid", "sample_self"]
+__all__ = [
+    "ProcSample",
+    "child_pids",
+    "find_listener_pid",
+    "jit_cpu_seconds",
+    "sample_pid",
+    "sample_self",
+]
 
 _TICKS = os.sysconf("SC_CLK_TCK") if hasattr(os, "sysconf") else 100
 
@@ -22,25 +29,72 @@ class ProcSample:
     """Peak resident set size since the process started (VmHWM)."""
     rss_mib: float
     """Resident set size now."""
+    jit_threads: tuple[tuple[int, float], ...] | None = None
+    """(thread id, CPU seconds) of a JVM's JIT compiler threads (``C1``/``C2
+    CompilerThread``), when asked for (the broker): a JVM still compiling is not yet
+    at its steady state. See :func:`jit_cpu_seconds`."""
 
 
-def sample_pid(pid: int) -> ProcSample | None:
-    """Read ``/proc/<pid>``; ``None`` when the process is gone or not readable."""
+def sample_pid(pid: int, *, jit: bool = False) -> ProcSample | None:
+    """Read ``/proc/<pid>``; ``None`` when the process is gone or not readable.
+
+    With ``jit``, also the CPU time of the process's JIT compiler threads."""
     try:
         stat = Path(f"/proc/{pid}/stat").read_text()
         status = Path(f"/proc/{pid}/status").read_text()
     except OSError:
         return None
-    # Fields after the command name (which may hold spaces) start at field 3.
-    fields = stat[stat.rindex(")") + 2 :].split()
-    cpu = (int(fields[11]) + int(fields[12])) / _TICKS
+    _, cpu = _cpu_of(stat)
     peak = rss = 0.0
     for line in status.splitlines():
         if line.startswith("VmHWM:"):
             peak = int(line.split()[1]) / 1024
         elif line.startswith("VmRSS:"):
             rss = int(line.split()[1]) / 1024
-    return ProcSample(cpu_seconds=cpu, peak_rss_mib=peak, rss_mib=rss)
+    return ProcSample(
+        cpu_seconds=cpu,
+        peak_rss_mib=peak,
+        rss_mib=rss,
+        jit_threads=_compiler_threads(pid) if jit else None,
+    )
+
+
+def _cpu_of(stat: str) -> tuple[str, float]:
+    """(command or thread name, user plus system CPU seconds) from a ``stat`` line."""
+    name = stat[stat.index("(") + 1 : stat.rindex(")")]
+    fields = stat[stat.rindex(")") + 2 :].split()
+    return name, (int(fields[11]) + int(fields[12])) / _TICKS
+
+
+def _compiler_threads(pid: int) -> tuple[tuple[int, float], ...]:
+    # HotSpot names them "C1 CompilerThread0", "C2 CompilerThread1"...; Linux keeps the
+    # first 15 characters ("C2 CompilerThre").
+    found = []
+    try:
+        tasks = list(Path(f"/proc/{pid}/task").iterdir())
+    except OSError:
+        return ()
+    for task in tasks:
+        try:
+            name, cpu = _cpu_of((task / "stat").read_text())
+        except (OSError, ValueError, IndexError):
+            continue  # the thread ended meanwhile
+        if " CompilerThre" in name:
+            found.append((int(task.name), cpu))
+    return tuple(found)
+
+
+def jit_cpu_seconds(now: ProcSample, before: ProcSample | None) -> float | None:
+    """CPU the JIT compiler threads of ``now`` spent since ``before``.
+
+    HotSpot starts and stops compiler threads as its queue grows and drains
+    (``UseDynamicNumberOfCompilerThreads``), and a thread's time leaves ``/proc``
+    with it: this counts each thread alive at ``now`` from its time at ``before``
+    (or from its start), so it is a lower bound when a thread ended in between."""
+    if now.jit_threads is None:
+        return None
+    earlier = dict(before.jit_threads or ()) if before is not None else {}
+    return sum(max(0.0, cpu - earlier.get(tid, 0.0)) for tid, cpu in now.jit_threads)
 
 
 def child_pids(pid: int) -> list[int]:

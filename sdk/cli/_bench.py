@@ -85,12 +85,13 @@ def _rows(report: dict[str, Any]) -> list[tuple[str, str]]:
         rows.append(("engine processes (cpu summed)", str(report["engines"])))
     for name, proc in report["processes"].items():
         if not name.endswith("_pid") and proc is not None:
-            rows.append(
-                (
-                    f"{name} cpu / peak rss",
-                    f"{proc['cpu_seconds']:.1f} s / {proc['peak_rss_mib']:.0f} MiB",
-                )
-            )
+            shown = f"{proc['cpu_seconds']:.1f} s / {proc['peak_rss_mib']:.0f} MiB"
+            if proc.get("jit_cpu_seconds") is not None:
+                shown += f" (JIT compiler {proc['jit_cpu_seconds']:.1f} s)"
+            rows.append((f"{name} cpu / peak rss", shown))
+    warming = _warming_up(report["processes"].get("broker"))
+    if warming:
+        rows.append(("note", warming))
     if "engine_consumer_lag" in report:
         rows.append(("engine consumer lag", _fmt(report["engine_consumer_lag"])))
     if report.get("engine_commands"):
@@ -101,6 +102,24 @@ def _rows(report: dict[str, Any]) -> list[tuple[str, str]]:
             )
         )
     return rows
+
+
+JIT_SHARE_WARNING = 0.1
+"""Above this share of the broker's CPU in its JIT compiler, the run says so."""
+
+
+def _warming_up(broker: dict[str, Any] | None) -> str | None:
+    """A note when the broker's JVM spent much of the run compiling: its figures
+    (and everything sharing its cores) are not yet steady-state ones."""
+    if not broker or not broker.get("jit_cpu_seconds") or not broker.get("cpu_seconds"):
+        return None
+    share = broker["jit_cpu_seconds"] / broker["cpu_seconds"]
+    if share <= JIT_SHARE_WARNING:
+        return None
+    return (
+        f"the broker's JIT compiler took {share:.0%} of its CPU: it is still warming up; "
+        "run a load first (e.g. 60 s at --concurrency 200) for steady-state figures"
+    )
 
 
 def _table(*reports: dict[str, Any]) -> str:

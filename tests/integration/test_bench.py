@@ -63,6 +63,9 @@ def test_cli_one_activity_open_loop(kafka_settings: Settings, tmp_path: Path) ->
     # Every process of the run is accounted for, the engine's visibility child too.
     assert set(report["cpu_seconds"]) == {"engine", "visibility", "bench", "broker"}
     assert report["cpu_seconds"]["visibility"] > 0
+    # The broker's JIT compiler is counted apart (a JVM still compiling is not warm).
+    broker = report["processes"]["broker"]
+    assert 0 <= broker["jit_cpu_seconds"] <= broker["cpu_seconds"]
 
 
 @pytest.mark.parametrize(
