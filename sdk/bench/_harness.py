@@ -41,7 +41,14 @@ from cadenza.worker import Worker
 
 from . import _workloads as w
 from ._engine import EngineGroup
-from ._procs import ProcSample, find_listener_pid, jit_cpu_seconds, sample_pid, sample_self
+from ._procs import (
+    ProcSample,
+    find_listener_pid,
+    jit_cpu_seconds,
+    reference_loop_ms,
+    sample_pid,
+    sample_self,
+)
 from ._recovery import RecoveryClock, recovery_figures
 from ._replay import run_replay
 
@@ -901,6 +908,15 @@ def run_bench(
     """
     if options.workload not in WORKLOADS:
         raise ValueError(f"unknown workload {options.workload!r}: one of {', '.join(WORKLOADS)}")
+    before = reference_loop_ms()
+    report = _run_bench(settings, options, progress)
+    report["reference_loop_ms"] = {"before": before, "after": reference_loop_ms()}
+    return report
+
+
+def _run_bench(
+    settings: Settings, options: BenchOptions, progress: Progress | None
+) -> dict[str, Any]:
     batch = options.workload in ("ingest", "replay")
     count = options.count if options.count is not None else _BATCH_COUNT
     if not batch and (options.rate is None) == (options.concurrency is None):

@@ -5,6 +5,7 @@ from __future__ import annotations
 import dataclasses
 import os
 import resource
+import time
 from pathlib import Path
 
 __all__ = [
@@ -12,6 +13,7 @@ __all__ = [
     "child_pids",
     "find_listener_pid",
     "jit_cpu_seconds",
+    "reference_loop_ms",
     "sample_pid",
     "sample_self",
 ]
@@ -155,3 +157,19 @@ def find_listener_pid(port: int) -> int | None:
                 # whole process here lost the broker's figures in one run in two.
                 continue
     return None
+
+
+def reference_loop_ms(repeats: int = 3) -> float:
+    """Milliseconds a fixed pure-Python loop takes here now (the best of ``repeats``).
+
+    On this VM type one CPU loop ran 1.7 times slower late in a session than early in
+    it (BENCHMARKS, entry 36): neighbours on the host take cycles no other figure
+    shows. Taken before and after each run, it says which figures may be compared."""
+    best = float("inf")
+    for _ in range(repeats):
+        started = time.perf_counter()
+        total = 0
+        for i in range(500_000):
+            total += i * i
+        best = min(best, time.perf_counter() - started)
+    return round(best * 1000, 1)

@@ -89,6 +89,9 @@ def _rows(report: dict[str, Any]) -> list[tuple[str, str]]:
             if proc.get("jit_cpu_seconds") is not None:
                 shown += f" (JIT compiler {proc['jit_cpu_seconds']:.1f} s)"
             rows.append((f"{name} cpu / peak rss", shown))
+    loop = report.get("reference_loop_ms")
+    if loop:
+        rows.append(("reference loop before / after", f"{loop['before']} / {loop['after']} ms"))
     warming = _warming_up(report["processes"].get("broker"))
     if warming:
         rows.append(("note", warming))

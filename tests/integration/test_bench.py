@@ -30,6 +30,9 @@ def _check(report: dict[str, object]) -> None:
     assert set(report["latency_ms"]) == {"p50", "p95", "p99", "max"}  # type: ignore[arg-type]
     assert report["completed"] > 0  # type: ignore[operator]
     assert "peak_rss_mib" in report and "engine" in report["peak_rss_mib"]  # type: ignore[operator]
+    # How fast this machine ran a fixed loop around the run, to compare days by.
+    loop = report["reference_loop_ms"]
+    assert loop["before"] > 0 and loop["after"] > 0  # type: ignore[index]
 
 
 def test_cli_one_activity_open_loop(kafka_settings: Settings, tmp_path: Path) -> None:

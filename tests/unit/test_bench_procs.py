@@ -94,3 +94,8 @@ def test_the_cpu_of_compiler_threads_is_sampled_apart() -> None:
     plain = _procs.sample_pid(os.getpid())
     assert plain is not None and plain.jit_threads is None
     assert _procs.jit_cpu_seconds(plain, None) is None
+
+
+def test_the_reference_loop_takes_measurable_time() -> None:
+    ms = _procs.reference_loop_ms(repeats=1)
+    assert 1 < ms < 60_000

@@ -16,6 +16,7 @@ def _report(broker: dict[str, float] | None) -> dict[str, object]:
         "failed": 0,
         "latency_ms": {"p50": 1.0, "p95": 2.0, "p99": 3.0, "max": 4.0},
         "processes": {"bench": {"cpu_seconds": 5.0, "peak_rss_mib": 60.0}, "broker": broker},
+        "reference_loop_ms": {"before": 130.5, "after": 141.0},
     }
 
 
@@ -41,3 +42,8 @@ def test_no_broker_or_no_jit_figure_gets_none() -> None:
     rows = dict(_rows(_report({"cpu_seconds": 3.0, "peak_rss_mib": 50.0})))
     assert rows["broker cpu / peak rss"] == "3.0 s / 50 MiB"
     assert "note" not in rows
+
+
+def test_the_reference_loop_is_shown() -> None:
+    rows = dict(_rows(_report(None)))
+    assert rows["reference loop before / after"] == "130.5 / 141.0 ms"
