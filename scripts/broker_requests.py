@@ -14,9 +14,8 @@ markers included) before and after ``cadenza bench <args>``, and prints each
 count and its share per workflow the run completed in its measured window
 (the warm-up's workflows and the harness's own requests, such as reading the
 history at the end, are in the counts too: prefer runs of 20 s or more).
-Needs the broker on
-this machine and a JDK (``jcmd``, and ``java`` to run the small JMX reader
-below from source). BENCHMARKS.md, entry 36, has its figures.
+Needs the broker on this machine and a JDK (``jcmd``, and ``java`` to run the
+small JMX reader below from source). BENCHMARKS.md, entry 36, has its figures.
 """
 
 from __future__ import annotations
@@ -30,6 +29,7 @@ import tempfile
 from pathlib import Path
 
 from cadenza import Settings
+from cadenza.bench._harness import _port
 from cadenza.bench._procs import find_listener_pid
 
 READER = r"""
@@ -74,8 +74,7 @@ def main() -> None:
     if not bench:
         parser.error("give the bench run after --, e.g. -- one-activity --rate 20 --duration 20")
     settings = Settings.from_env()
-    bootstrap = settings.resolved_bootstrap_servers
-    port = int(bootstrap.split(",")[0].rsplit(":", 1)[1])
+    port = _port(settings.resolved_bootstrap_servers)  # as the bench finds the broker
     pid = find_listener_pid(port)
     if pid is None:
         sys.exit(f"no process of ours listens on {port}: start the broker (cadenza kafka start)")
@@ -90,7 +89,6 @@ def main() -> None:
         subprocess.run(
             [sys.executable, "-m", "cadenza.cli", "bench", *bench, "--json", str(report_file)],
             check=True,
-            env=None,
         )
         after = _read(source, args.jmx_port, pid)
         report = json.loads(report_file.read_text())
