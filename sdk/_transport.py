@@ -31,6 +31,7 @@ from confluent_kafka import Consumer, KafkaError, KafkaException, Message, Produ
 
 from cadenza import schemas
 from cadenza._consume import consume_available
+from cadenza._eager_start import EagerStarts
 from cadenza._ids import new_id
 from cadenza._settings import Settings
 from cadenza.exceptions import CadenzaError, RPCTimeoutOrCancelledError
@@ -194,6 +195,8 @@ class Transport:
         self._delivered: collections.deque[_Delivery] = collections.deque()
         self._closed = threading.Event()
         self._closing = False
+        self.eager_starts = EagerStarts()
+        """The workers sharing this transport that take eager starts' first tasks."""
         self._threads = [
             threading.Thread(
                 target=self._poll_producer, name=f"cadenza-producer-{client_id[:8]}", daemon=True

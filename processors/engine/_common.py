@@ -67,6 +67,11 @@ class Context(Protocol):
 
     def workflow_task(self, task: dict[str, Any]) -> None: ...
 
+    def encode_workflow_task(self, task: dict[str, Any]) -> bytes:
+        """``task`` encoded as :meth:`workflow_task` writes it (an eager start's reply
+        carries it instead)."""
+        ...
+
     def activity_task(self, task: dict[str, Any]) -> None: ...
 
     def reply(self, reply_to: dict[str, Any], reply: dict[str, Any]) -> None: ...
@@ -209,21 +214,30 @@ def _close(ctx: Context, state: State) -> None:
 # -- workflow task dispatch -------------------------------------------------------------------
 
 
-def schedule_workflow_task(ctx: Context, state: State) -> None:
-    """Dispatch a workflow task if the run needs one and none is outstanding or backing off."""
+def schedule_workflow_task(ctx: Context, state: State, *, eager: bool = False) -> bytes | None:
+    """Dispatch a workflow task if the run needs one and none is outstanding or backing off.
+
+    With ``eager``, a task dispatched now is not sent: its encoding is returned, for
+    an eager start's reply (None when no task was dispatched)."""
     if state["status"] != "RUNNING" or state["workflow_task"] is not None:
-        return
+        return None
     if not state["workflow_task_needed"] or ctx.now_ms < state["execution_time_ms"]:
-        return
-    _dispatch_new_task(ctx, state, attempt=1)
+        return None
+    return _dispatch_new_task(ctx, state, attempt=1, eager=eager)
 
 
 def _dispatch_new_task(
-    ctx: Context, state: State, *, attempt: int, ran_at_ms: int | None = None
-) -> None:
-    """Schedule and start a workflow task and send it to the task queue; or, with
-    ``ran_at_ms``, only record it, as a worker already ran it at that time (a
-    continuation: its completion is applied next)."""
+    ctx: Context,
+    state: State,
+    *,
+    attempt: int,
+    ran_at_ms: int | None = None,
+    eager: bool = False,
+) -> bytes | None:
+    """Schedule and start a workflow task and send it to the task queue (with
+    ``eager``, return its encoding instead); or, with ``ran_at_ms``, only record it,
+    as a worker already ran it at that time (a continuation: its completion is
+    applied next)."""
     timeout = state["task_timeout_ms"]
     scheduled = emit(
         ctx,
@@ -238,34 +252,37 @@ def _dispatch_new_task(
     )
     emit(ctx, state, "WorkflowTaskStarted", {"scheduled_event_id": scheduled}, time_ms=ran_at_ms)
     if ran_at_ms is None:
-        _send_workflow_task(ctx, state)
+        return _send_workflow_task(ctx, state, eager=eager)
+    return None
 
 
-def _send_workflow_task(ctx: Context, state: State, *, full: bool = False) -> None:
+def _send_workflow_task(
+    ctx: Context, state: State, *, full: bool = False, eager: bool = False
+) -> bytes | None:
     task = state["workflow_task"]
     seen = 0 if full else state["worker_seen_event_id"]
     from_id = seen + 1 if seen else 1
-    ctx.workflow_task(
-        {
-            "workflow_id": state["workflow_id"],
-            "run_id": state["run_id"],
-            "workflow_type": state["workflow_type"],
-            "task_queue": state["task_queue"],
-            "scheduled_event_id": task["scheduled_event_id"],
-            "attempt": task["attempt"],
-            "started_event_id": task["started_event_id"],
-            "history_from_event_id": from_id,
-            "history": ctx.task_history(state["workflow_id"], state["run_id"], from_id),
-            "next_event_id": state["next_event_id"],
-            "query": None,
-            "updates": [
-                u["request"] for u in state["updates"].values() if u["stage"] == "ADMITTED"
-            ],
-            "scheduled_time_ms": ctx.now_ms,
-        }
-    )
+    message = {
+        "workflow_id": state["workflow_id"],
+        "run_id": state["run_id"],
+        "workflow_type": state["workflow_type"],
+        "task_queue": state["task_queue"],
+        "scheduled_event_id": task["scheduled_event_id"],
+        "attempt": task["attempt"],
+        "started_event_id": task["started_event_id"],
+        "history_from_event_id": from_id,
+        "history": ctx.task_history(state["workflow_id"], state["run_id"], from_id),
+        "next_event_id": state["next_event_id"],
+        "query": None,
+        "updates": [u["request"] for u in state["updates"].values() if u["stage"] == "ADMITTED"],
+        "scheduled_time_ms": ctx.now_ms,
+    }
     for update in state["updates"].values():
         update["delivered"] = True
+    if eager:
+        return ctx.encode_workflow_task(message)
+    ctx.workflow_task(message)
+    return None
 
 
 def _retry_task_later(ctx: Context, state: State, failed_attempt: int) -> None:

@@ -177,9 +177,10 @@ class _Batch:
 
     def workflow_task(self, task: dict[str, Any]) -> None:
         topic = self.engine.task_topic(workflow_tasks_topic, task["task_queue"])
-        self.engine.produce(
-            topic, task["workflow_id"].encode(), schemas.encode(schemas.WORKFLOW_TASK, task)
-        )
+        self.engine.produce(topic, task["workflow_id"].encode(), self.encode_workflow_task(task))
+
+    def encode_workflow_task(self, task: dict[str, Any]) -> bytes:
+        return schemas.encode(schemas.WORKFLOW_TASK, task)
 
     def activity_task(self, task: dict[str, Any]) -> None:
         topic = self.engine.task_topic(activity_tasks_topic, task["task_queue"])

@@ -111,9 +111,16 @@ def _start_workflow(ctx: Context, command: dict[str, Any], body: dict[str, Any])
     state = _start_run(ctx, workflow_id, run_id, body, command.get("identity", ""))
     if body.get("signal"):
         _deliver_signal(ctx, state, body["signal"], command.get("identity", ""))
-    schedule_workflow_task(ctx, state)
+    # Eager start: the first task goes back in the reply, to the sender's own worker.
+    eager = bool(body.get("request_eager_execution")) and command.get("reply_to") is not None
+    eager_task = schedule_workflow_task(ctx, state, eager=eager)
     ctx.put(state)
-    _reply(ctx, command, "WorkflowStarted", {"run_id": run_id, "started": True})
+    _reply(
+        ctx,
+        command,
+        "WorkflowStarted",
+        {"run_id": run_id, "started": True, "eager_workflow_task": eager_task},
+    )
     return run_id
 
 

@@ -279,7 +279,11 @@ class Client:
             start_signal: Signal (name or ``@workflow.signal`` method) to deliver
                 with the start: signal-with-start.
             start_signal_args: Arguments of ``start_signal``.
-            request_eager_start: Accepted for temporalio compatibility; ignored.
+            request_eager_start: Eager workflow start: when a worker of ``task_queue``
+                runs on this client's transport with a free workflow task slot, the
+                engine hands the first workflow task back with the start's reply and
+                that worker runs it at once, instead of through the task queue's
+                topic. Without such a worker the start is an ordinary one.
             rpc_timeout: Wait this long for the engine (default: the client's).
 
         Raises:
@@ -289,7 +293,6 @@ class Client:
             RPCTimeoutOrCancelledError: No answer in time (is the engine running?).
             TopicNameError: ``task_queue`` cannot name a topic.
         """
-        del request_eager_start  # workers poll Kafka; there is no eager dispatch
         return await self._start_workflow(
             workflow,
             arg,
@@ -311,6 +314,7 @@ class Client:
             start_signal_args=start_signal_args,
             rpc_timeout=rpc_timeout,
             result_reply_to=None,
+            request_eager_start=request_eager_start,
         )
 
     async def _start_workflow(
@@ -336,6 +340,7 @@ class Client:
         start_signal_args: Sequence[Any],
         rpc_timeout: timedelta | None,
         result_reply_to: dict[str, Any] | None,
+        request_eager_start: bool,
     ) -> WorkflowHandle[Any, Any]:
         """:meth:`start_workflow`; with ``result_reply_to`` the start also asks the
         engine to send the run's result there (``StartWorkflow.result_reply_to``)."""
@@ -367,10 +372,25 @@ class Client:
         )
         if result_reply_to is not None:
             body = (body[0], {**body[1], "result_reply_to": result_reply_to})
-        reply = await self._request(
-            id, body, run_id=None, timeout=(rpc_timeout or self._rpc_timeout).total_seconds()
-        )
-        started = expect(reply, "WorkflowStarted", workflow_type=workflow_type)
+        # Eager start: only with a worker of the queue in this process and a slot on it.
+        eager = self._transport.eager_starts.reserve(task_queue) if request_eager_start else None
+        if eager is not None:
+            body = (body[0], {**body[1], "request_eager_execution": True})
+        try:
+            reply = await self._request(
+                id, body, run_id=None, timeout=(rpc_timeout or self._rpc_timeout).total_seconds()
+            )
+            started = expect(reply, "WorkflowStarted", workflow_type=workflow_type)
+        except BaseException:
+            if eager is not None:
+                eager.release_eager()
+            raise
+        if eager is not None:
+            task = started.get("eager_workflow_task")
+            if task is None:
+                eager.release_eager()
+            else:
+                eager.run_eager(task)
         run_id = str(started["run_id"])
         return WorkflowHandle(
             self,
@@ -464,7 +484,6 @@ class Client:
             WorkflowFailureError: The workflow did not complete; ``cause`` says why.
             WorkflowAlreadyStartedError: As :meth:`start_workflow`.
         """
-        del request_eager_start
         # One command for both: the start asks for the result too (the engine
         # registers the wait with the start, as GetWorkflowResult would).
         result_reply_to, result = self._transport.new_reply_to()
@@ -490,6 +509,7 @@ class Client:
                 start_signal_args=start_signal_args,
                 rpc_timeout=rpc_timeout,
                 result_reply_to=result_reply_to,
+                request_eager_start=request_eager_start,
             )
             return await handle._result(first_reply=result)
         finally:

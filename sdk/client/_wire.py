@@ -131,6 +131,7 @@ async def start_workflow_body(
         "signal": signal,
         "parent": None,
         "result_reply_to": None,
+        "request_eager_execution": False,
     }
     return (COMMAND + "StartWorkflow", record)
 

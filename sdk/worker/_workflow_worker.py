@@ -29,6 +29,7 @@ from dataclasses import dataclass, field
 from typing import Any, Generic, TypeVar
 
 from .. import schemas
+from .._eager_start import EagerStarts
 from ..common._failure import Failure
 from ..common._payload import Payload
 from ..converter import DataConverter
@@ -149,6 +150,13 @@ class _FollowUp:
     )
 
 
+def _running_loop() -> asyncio.AbstractEventLoop | None:
+    try:
+        return asyncio.get_running_loop()
+    except RuntimeError:
+        return None
+
+
 class WorkflowWorker:
     """Consumes one task queue's workflow tasks; built and driven by ``Worker``."""
 
@@ -195,6 +203,10 @@ class WorkflowWorker:
         completions schedule on its own task queue at once (None: eager execution off)."""
         self.sticky_cache_misses = 0
         """Tasks answered ``STICKY_CACHE_MISS`` (each costs a resend with the whole history)."""
+        self.eager_started = 0
+        """First workflow tasks this worker took from eager starts' replies."""
+        self._eager_starts: EagerStarts | None = None
+        self._loop: asyncio.AbstractEventLoop | None = None
         self.continued = 0
         """Workflow tasks this worker ran right after an eager activity and sent with its
         result (see ``_continuation``)."""
@@ -211,6 +223,7 @@ class WorkflowWorker:
 
     def start(self, loop: asyncio.AbstractEventLoop) -> None:
         """Join the task queue's workflow-worker group and start consuming."""
+        self._loop = loop
         self._consumer = TaskConsumer(
             settings=self._settings,
             topic=workflow_tasks_topic(self._settings, self._task_queue),
@@ -222,10 +235,16 @@ class WorkflowWorker:
             client_id=f"cadenza-workflow-worker-{self._identity}",
         )
         self._consumer.start()
+        eager_starts = getattr(self._transport, "eager_starts", None)
+        if isinstance(eager_starts, EagerStarts):
+            eager_starts.register(self._task_queue, self)
+            self._eager_starts = eager_starts
 
     async def shutdown(self) -> None:
         """Take no new tasks, finish the running ones, commit and leave the group."""
         self._stopping = True
+        if self._eager_starts is not None:
+            self._eager_starts.unregister(self._task_queue, self)
         if self._consumer is not None:
             self._consumer.stop_fetching()
         if self._drainers:
@@ -234,6 +253,44 @@ class WorkflowWorker:
             await asyncio.gather(*self._resets, return_exceptions=True)
         if self._consumer is not None:
             await self._consumer.close()
+
+    # -- eager workflow start (see cadenza._eager_start) -----------------------------------
+
+    def try_reserve_eager(self) -> bool:
+        """Take a workflow task slot for an eager start's first task (the same slots
+        as the topic's tasks): False when full or stopping."""
+        if self._stopping or self._consumer is None:
+            return False
+        return self._consumer.try_reserve()
+
+    def release_eager(self) -> None:
+        """Give back a slot reserved for an eager start that brought no task."""
+        assert self._consumer is not None
+        self._consumer.release()
+
+    def run_eager(self, task: bytes) -> None:
+        """Run an eager start's first task (as encoded on the topic) in its reserved slot.
+
+        A task that cannot run here (the worker is stopping, the bytes do not decode)
+        is dropped: the engine's task timeout dispatches its next attempt to the topic.
+        """
+        consumer = self._consumer
+        assert consumer is not None
+        try:
+            decoded = schemas.decode_as(task, schemas.WORKFLOW_TASK)
+        except schemas.DecodeError as exc:
+            _log.error("Dropping an undecodable eager workflow task: %s", exc)
+            consumer.release()
+            return
+        if self._stopping:
+            consumer.release()
+            return
+        self.eager_started += 1
+        workflow_id = str(decoded["workflow_id"])
+        if self._loop is None or _running_loop() is self._loop:
+            self._enqueue(workflow_id, None, decoded)
+        else:  # a client on another event loop than the worker's
+            self._loop.call_soon_threadsafe(self._enqueue, workflow_id, None, decoded)
 
     # -- dispatch --------------------------------------------------------------------------
 
@@ -268,25 +325,36 @@ class WorkflowWorker:
                     queue.popleft()
                     item.answer.set_result(await self._continue_or_none(item))
                     continue
-                assert record is not None
                 try:
                     await self._process(item)
                 except AnswerNotSent as exc:
                     queue.popleft()
-                    consumer.abandon(record.ticket)
+                    self._settle(record, done=False)
                     self._on_fatal(exc)
                     return
                 queue.popleft()
-                consumer.done(record.ticket)
+                self._settle(record, done=True)
         finally:
             for record, item in queue:
                 if isinstance(item, _FollowUp):
                     if not item.answer.done():
                         item.answer.set_result(None)  # the result goes alone
-                elif record is not None:
-                    consumer.abandon(record.ticket)
+                else:
+                    self._settle(record, done=False)
             del self._queues[workflow_id]
             del self._drainers[workflow_id]
+
+    def _settle(self, record: Record | None, *, done: bool) -> None:
+        """Free a task's slot: commit its record (``done``) or leave it to be read again;
+        an eager start's task (no record) only frees its slot."""
+        consumer = self._consumer
+        assert consumer is not None
+        if record is None:
+            consumer.release()
+        elif done:
+            consumer.done(record.ticket)
+        else:
+            consumer.abandon(record.ticket)
 
     async def _process(self, task: dict[str, Any]) -> None:
         try:

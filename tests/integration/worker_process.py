@@ -4,8 +4,10 @@
         --namespace NS --partitions 4 --task-queue QUEUE
 
 It prints ``ready`` once its worker has joined the task queue's consumer groups,
-then runs until killed. The workflow and activity it serves are defined here so
-the test process can start the same workflow by its class.
+then runs until killed. With ``--eager-start-and-die WORKFLOW_ID`` it starts a
+workflow eagerly on its own worker, whose code kills the process in its first
+task. The workflow and activity it serves are defined here so the test process
+can start the same workflow by its class.
 """
 
 from __future__ import annotations
@@ -13,6 +15,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import os
+import signal
 import sys
 from datetime import timedelta
 
@@ -48,6 +51,32 @@ class CrashProof:
         )
 
 
+@workflow.defn(name="EagerStarted")
+class DiesOnFirstTask:
+    """Kills its own process (SIGKILL) in its first workflow task."""
+
+    @workflow.run
+    async def run(self, name: str) -> str:
+        os.kill(os.getpid(), signal.SIGKILL)
+        return name
+
+
+async def start_eagerly_and_die(settings: Settings, task_queue: str, workflow_id: str) -> None:
+    """Start ``EagerStarted`` eagerly on this process's own worker, which dies in the task."""
+    client = await Client.connect(settings=settings)
+    async with Worker(client, task_queue=task_queue, workflows=[DiesOnFirstTask]):
+        print("ready", flush=True)
+        await client.start_workflow(
+            DiesOnFirstTask.run,
+            "eager",
+            id=workflow_id,
+            task_queue=task_queue,
+            task_timeout=timedelta(seconds=2),
+            request_eager_start=True,
+        )
+        await asyncio.Event().wait()
+
+
 async def serve(settings: Settings, task_queue: str) -> None:
     client = await Client.connect(settings=settings)
     async with Worker(
@@ -63,13 +92,21 @@ def main(argv: list[str]) -> None:
     parser.add_argument("--namespace", required=True)
     parser.add_argument("--partitions", type=int, required=True)
     parser.add_argument("--task-queue", required=True)
+    parser.add_argument(
+        "--eager-start-and-die",
+        metavar="WORKFLOW_ID",
+        help="start EagerStarted eagerly and die in its first task instead of serving",
+    )
     args = parser.parse_args(argv)
     settings = Settings.from_env(
         bootstrap_servers=args.bootstrap_servers,
         namespace=args.namespace,
         partitions=args.partitions,
     )
-    asyncio.run(serve(settings, args.task_queue))
+    if args.eager_start_and_die:
+        asyncio.run(start_eagerly_and_die(settings, args.task_queue, args.eager_start_and_die))
+    else:
+        asyncio.run(serve(settings, args.task_queue))
 
 
 if __name__ == "__main__":

@@ -15,6 +15,7 @@ from typing import Any, cast
 import pytest
 
 from cadenza import Settings, workflow
+from cadenza._eager_start import EagerStarts
 from cadenza._transport import Transport
 from cadenza.client import (
     CadenzaServiceError,
@@ -63,6 +64,7 @@ class ScriptedTransport:
         self.answer = answer
         self.results: dict[str, asyncio.Future[dict[str, Any]]] = {}
         """Result requests a start carried (``result_reply_to``), by request id."""
+        self.eager_starts = EagerStarts()
 
     async def send_command(
         self,
@@ -232,6 +234,60 @@ def test_start_options_and_signal_with_start() -> None:
     assert start.record["signal"]["signal_name"] == "approve"
     assert start.record["signal"]["input"] == [payload("boss")]
     assert start.record["memo"] == {"k": payload("v")}
+    # No worker of "q" shares the transport: an ordinary start.
+    assert start.record["request_eager_execution"] is False
+
+
+class EagerTarget:
+    """Stands in for a workflow worker that takes eager starts."""
+
+    def __init__(self, slots: int) -> None:
+        self.slots = slots
+        self.ran: list[bytes] = []
+
+    def try_reserve_eager(self) -> bool:
+        if self.slots == 0:
+            return False
+        self.slots -= 1
+        return True
+
+    def release_eager(self) -> None:
+        self.slots += 1
+
+    def run_eager(self, task: bytes) -> None:
+        self.ran.append(task)
+
+
+def test_an_eager_start_hands_the_replys_task_to_the_local_worker() -> None:
+    def answer(sent: Sent) -> Any:
+        task = b"task" if sent.workflow_id == "with-task" else None
+        if sent.workflow_id == "taken":
+            return rejecting("ALREADY_STARTED")(sent)
+        return reply(
+            "WorkflowStarted", {"run_id": "r", "started": True, "eager_workflow_task": task}
+        )
+
+    client, transport = client_for(answer)
+    target = EagerTarget(slots=1)
+    transport.eager_starts.register("q", target)
+
+    async def start(workflow_id: str, queue: str = "q") -> None:
+        await client.start_workflow("W", id=workflow_id, task_queue=queue, request_eager_start=True)
+
+    run(start("with-task"))
+    assert transport.sent[-1].record["request_eager_execution"] is True
+    assert target.ran == [b"task"] and target.slots == 0  # the task holds the slot
+    target.slots = 1
+    run(start("no-task"))  # e.g. a start delay: the slot comes back
+    assert target.ran == [b"task"] and target.slots == 1
+    with pytest.raises(WorkflowAlreadyStartedError):
+        run(start("taken"))
+    assert target.slots == 1
+    target.slots = 0  # full: the start does not ask
+    run(start("full"))
+    assert transport.sent[-1].record["request_eager_execution"] is False
+    run(start("elsewhere", queue="other"))  # no worker of that queue here
+    assert transport.sent[-1].record["request_eager_execution"] is False
 
 
 def test_bad_start_arguments_fail_before_sending() -> None:

@@ -495,3 +495,100 @@ def test_a_rejected_start_leaves_no_result_waiter(tmp_path: Path) -> None:
     assert rejected["request_id"] == "start"
     assert rejected["body"][0] == "cadenza.reply.CommandRejected"
     assert store.state("w")["waiters"] == []  # type: ignore[index]
+
+
+# -- eager workflow start (the first task goes back in the start's reply) -----------------
+
+
+def _eager_start(**extra: Any) -> dict[str, Any]:
+    start = {
+        "workflow_type": "W",
+        "task_queue": "q",
+        "request_id": "r",
+        "task_timeout_ms": 10_000,
+        "request_eager_execution": True,
+        **extra,
+    }
+    return dict(_command(("cadenza.command.StartWorkflow", start)), reply_to=_reply_to("start"))
+
+
+def test_an_eager_start_sends_the_first_task_in_its_reply_not_to_the_queue(
+    tmp_path: Path,
+) -> None:
+    store, out = PartitionStore(tmp_path), _Outputs()
+    _step(store, out, T0, _eager_start())
+    assert out.workflow_tasks == []
+    [started] = out.sent_replies
+    name, body = started["body"]
+    assert name == "cadenza.reply.WorkflowStarted" and body["started"]
+    task_name, task = schemas.decode(body["eager_workflow_task"])
+    assert task_name == schemas.WORKFLOW_TASK
+    assert task["run_id"] == body["run_id"] and task["attempt"] == 1
+    assert task["history_from_event_id"] == 1
+    assert [e["attributes"][0] for e in task["history"]] == [
+        _H + "WorkflowExecutionStarted",
+        _H + "WorkflowTaskScheduled",
+        _H + "WorkflowTaskStarted",
+    ]
+    # Recorded as any dispatched task: the same events, and a start-to-close deadline.
+    assert [name for name, _ in out.events] == [e["attributes"][0] for e in task["history"]]
+    deadlines = [
+        due.due_time_ms
+        for due in timers_of(store.state("w"))
+        if due.kind.startswith("WORKFLOW_TASK")
+    ]
+    assert deadlines == [T0 + 10_000]
+    store.close()
+
+
+def test_a_lost_eager_task_times_out_and_its_next_attempt_goes_to_the_queue(
+    tmp_path: Path,
+) -> None:
+    store, out = PartitionStore(tmp_path), _Outputs()
+    _step(store, out, T0, _eager_start())
+    [due] = [d for d in timers_of(store.state("w")) if d.kind.startswith("WORKFLOW_TASK")]
+    run_id = out.sent_replies[0]["run_id"]
+    fired = {
+        "kind": due.kind,
+        "ref_event_id": due.ref,
+        "attempt": due.attempt,
+        "due_time_ms": due.due_time_ms,
+    }
+    _step(store, out, due.due_time_ms, _answer("TimeoutFired", run_id, **fired))
+    assert _H + "WorkflowTaskTimedOut" in [name for name, _ in out.events]
+    [retry] = out.workflow_tasks
+    assert retry["attempt"] == 2 and retry["history_from_event_id"] == 1
+    store.close()
+
+
+def test_an_eager_start_without_a_due_task_or_a_reply_dispatches_as_usual(
+    tmp_path: Path,
+) -> None:
+    store, out = PartitionStore(tmp_path), _Outputs()
+    # A start delay: no task yet, so none in the reply; it is dispatched when due.
+    _step(store, out, T0, _eager_start(start_delay_ms=5_000))
+    [started] = out.sent_replies
+    assert started["body"][1]["eager_workflow_task"] is None
+    assert out.workflow_tasks == []
+    # No reply_to (a Kafka-native producer that reads no replies): nobody to take it.
+    other = dict(_eager_start(), workflow_id="w2", command_id="c-2")
+    del other["reply_to"]
+    _step(store, out, T0, other)
+    [task] = out.workflow_tasks
+    assert task["workflow_id"] == "w2" and task["attempt"] == 1
+    store.close()
+
+
+def test_a_repeated_eager_start_carries_no_second_task(tmp_path: Path) -> None:
+    store, out = PartitionStore(tmp_path), _Outputs()
+    _step(store, out, T0, _eager_start())
+    _step(store, out, T0 + 5, dict(_eager_start(), command_id="c-again"))
+    first, again = out.sent_replies
+    assert first["body"][1]["eager_workflow_task"] is not None
+    assert again["body"][1] == {
+        "run_id": first["run_id"],
+        "started": True,
+        "eager_workflow_task": None,
+    }
+    assert out.workflow_tasks == []
+    store.close()
