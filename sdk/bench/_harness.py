@@ -148,6 +148,9 @@ class BenchOptions:
     eager_activities: bool = True
     """Workers start activities of their own task queue eagerly (``False``: every activity
     task goes through ``activity-tasks``, as with ``disable_eager_activity_execution``)."""
+    eager_start: bool = False
+    """Start workflows with ``request_eager_start=True``: the first workflow task comes
+    back with the start's reply to the bench process's worker (eager workflow start)."""
     temporal: TemporalTarget | None = None
     """Run on Temporal instead (one of :data:`TEMPORAL_WORKLOADS`); ``None``: on Cadenza."""
 
@@ -260,6 +263,7 @@ class LoadRun:
             "offered_rate": round(offered, 2),
             "concurrency": self.options.concurrency,
             "eager_activities": self.options.eager_activities,
+            "eager_start": self.options.eager_start,
             "achieved_rate": round(in_window / seconds, 2),
             "completed": len(ok),
             "failed": len(not_completed),
@@ -519,6 +523,15 @@ def _cadenza_event(event: dict[str, Any]) -> HistoryEvent:
 
 # -- workloads driven through the client ---------------------------------------------------
 
+
+def worker_slots(options: BenchOptions) -> int:
+    """Workflow task and activity slots of the bench's worker (either target): room
+    for every workflow in flight, at least the SDKs' default of 100. With fewer
+    slots than workflows in flight, eager activities and starts fall back to the
+    task topics whenever the worker is full (BENCHMARKS, entry 37)."""
+    return max(100, options.concurrency or 0)
+
+
 # The client is Cadenza's or temporalio's: the calls the workloads make are the same.
 Drive = Callable[[Any, str], Awaitable[None]]
 
@@ -529,31 +542,32 @@ def driver(options: BenchOptions, w: ModuleType, task_queue: str) -> Drive:
     ``w`` is :mod:`cadenza.bench._workloads`, or the same source bound to temporalio.
     """
 
+    # Both clients take the flag; each falls back to an ordinary start without a worker.
+    start: dict[str, Any] = {"task_queue": task_queue}
+    if options.eager_start:
+        start["request_eager_start"] = True
+
     async def one_activity(client: Any, wid: str) -> None:
-        got = await client.execute_workflow(w.EchoWorkflow.run, wid, id=wid, task_queue=task_queue)
+        got = await client.execute_workflow(w.EchoWorkflow.run, wid, id=wid, **start)
         if got != wid:
             raise RuntimeError(f"wrong result {got!r}")
 
     async def ten_steps(client: Any, wid: str) -> None:
-        await client.execute_workflow(w.TenStepsWorkflow.run, wid, id=wid, task_queue=task_queue)
+        await client.execute_workflow(w.TenStepsWorkflow.run, wid, id=wid, **start)
 
     async def fan_out(client: Any, wid: str) -> None:
-        got = await client.execute_workflow(
-            w.FanOutWorkflow.run, wid, id=wid, task_queue=task_queue
-        )
+        got = await client.execute_workflow(w.FanOutWorkflow.run, wid, id=wid, **start)
         if got != w.FAN_OUT:
             raise RuntimeError(f"gathered {got} results, not {w.FAN_OUT}")
 
     async def signals(client: Any, wid: str) -> None:
-        handle = await client.start_workflow(w.SignalsWorkflow.run, id=wid, task_queue=task_queue)
+        handle = await client.start_workflow(w.SignalsWorkflow.run, id=wid, **start)
         for _ in range(w.SIGNALS):
             await handle.signal(w.SignalsWorkflow.poke)
         await handle.result()
 
     async def timers(client: Any, wid: str) -> None:
-        await client.execute_workflow(
-            w.SleepWorkflow.run, options.sleep, id=wid, task_queue=task_queue
-        )
+        await client.execute_workflow(w.SleepWorkflow.run, options.sleep, id=wid, **start)
 
     return {
         "one-activity": one_activity,
@@ -680,8 +694,10 @@ async def _client_workload(run: _Run) -> dict[str, Any]:
             ],
             activities=[w.echo],
             max_cached_workflows=max(1000, (options.concurrency or 0) * 2),
+            max_concurrent_workflow_tasks=worker_slots(options),
+            max_concurrent_activities=worker_slots(options),
             disable_eager_activity_execution=not options.eager_activities,
-        ):
+        ) as worker:
             await _wait_ready(run, client)
             run.before = run.snapshot()
             progress = asyncio.create_task(run.show_progress())
@@ -690,6 +706,9 @@ async def _client_workload(run: _Run) -> dict[str, Any]:
             finally:
                 progress.cancel()
             report = run.report()
+            if options.eager_start and worker._workflow_worker is not None:
+                # Warm-up included: starts whose first task came back with the reply.
+                report["eager_starts"] = worker._workflow_worker.eager_started
     finally:
         await client.close()
     if options.workload in HISTORY_WORKLOADS:

@@ -52,6 +52,7 @@ from ._harness import (
     drive_load,
     driver,
     history_figures,
+    worker_slots,
 )
 from ._procs import ProcSample, find_listener_pid, sample_pid, sample_self
 
@@ -337,6 +338,8 @@ async def _client_workload(run: _TemporalRun) -> dict[str, Any]:
         ],
         activities=[w.echo],
         max_cached_workflows=max(1000, (options.concurrency or 0) * 2),
+        max_concurrent_workflow_tasks=worker_slots(options),
+        max_concurrent_activities=worker_slots(options),
     ):
         await _wait_ready(run, client, w)
         run.before = run.snapshot()

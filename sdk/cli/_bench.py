@@ -104,6 +104,8 @@ def _rows(report: dict[str, Any]) -> list[tuple[str, str]]:
                 f"{report['engine_commands']} / {_fmt(report['engine_cpu_us_per_command'])} us",
             )
         )
+    if "eager_starts" in report:
+        rows.append(("eager starts (warm-up included)", _fmt(report["eager_starts"])))
     return rows
 
 
@@ -206,6 +208,12 @@ def _table(*reports: dict[str, Any]) -> str:
     help="Workers send every activity through the activity-tasks topic "
     "(Worker(disable_eager_activity_execution=True)).",
 )
+@click.option(
+    "--eager-start",
+    is_flag=True,
+    help="Start every workflow with request_eager_start=True: its first workflow task "
+    "comes back with the start's reply to the bench's own worker.",
+)
 @click.option("--json", "json_path", default=None, help="Write the report to this file.")
 def bench(
     workload: str,
@@ -226,6 +234,7 @@ def bench(
     compare: bool,
     keep_topics: bool,
     no_eager_activities: bool,
+    eager_start: bool,
     json_path: str | None,
 ) -> None:
     """Run WORKLOAD (one-activity, ten-steps, fan-out, signals, timers, ingest, replay,
@@ -268,6 +277,7 @@ def bench(
         engines=engines,
         keep_topics=keep_topics,
         eager_activities=not no_eager_activities,
+        eager_start=eager_start,
         temporal=(
             TemporalTarget(address=temporal_address, db_file=temporal_db)
             if target == "temporal"

@@ -96,6 +96,19 @@ def test_workloads(kafka_settings: Settings, workload: str, options: dict[str, f
         assert report["recovery"]["seconds_to_first_completion_after_restart"] is not None
 
 
+def test_eager_start(kafka_settings: Settings) -> None:
+    report = run_bench(
+        _settings(kafka_settings),
+        BenchOptions(
+            "one-activity", concurrency=4, duration=3.0, warmup=0.0, drain=60.0, eager_start=True
+        ),
+    )
+    _check(report)
+    assert report["eager_start"] is True
+    # The bench's worker has a free slot for every start: each first task came eagerly.
+    assert report["eager_starts"] >= report["completed"]  # type: ignore[operator]
+
+
 @pytest.mark.parametrize("workload", ["ingest", "replay"])
 def test_batch_workloads(kafka_settings: Settings, workload: str) -> None:
     report = run_bench(_settings(kafka_settings), BenchOptions(workload, count=300))

@@ -1,4 +1,4 @@
-"""The bench's table: what it says about the broker's JVM warming up."""
+"""The bench's table: what it says about the broker's JVM warming up, and eager starts."""
 
 from __future__ import annotations
 
@@ -47,3 +47,9 @@ def test_no_broker_or_no_jit_figure_gets_none() -> None:
 def test_the_reference_loop_is_shown() -> None:
     rows = dict(_rows(_report(None)))
     assert rows["reference loop before / after"] == "130.5 / 141.0 ms"
+
+
+def test_eager_starts_are_shown_when_the_run_asked_for_them() -> None:
+    assert "eager starts (warm-up included)" not in dict(_rows(_report(None)))
+    rows = dict(_rows({**_report(None), "eager_start": True, "eager_starts": 1234}))
+    assert rows["eager starts (warm-up included)"] == "1234"
