@@ -282,7 +282,7 @@ def test_replies_for_unknown_requests_are_dropped(topics: Settings) -> None:
             assert reply["run_id"] == "r1"
             assert reply["body"] == (
                 "cadenza.reply.WorkflowStarted",
-                {"run_id": "r1", "started": True},
+                {"run_id": "r1", "started": True, "eager_workflow_task": None},  # its default
             )
 
     asyncio.run(main())
