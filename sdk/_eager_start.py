@@ -33,24 +33,27 @@ class EagerWorkflowTarget(Protocol):
 
 
 class EagerStarts:
-    """Per transport: the worker of each task queue that takes eager starts."""
+    """Per transport: the workers of each task queue that take eager starts."""
 
     def __init__(self) -> None:
-        self._by_queue: dict[str, EagerWorkflowTarget] = {}
+        self._by_queue: dict[str, list[EagerWorkflowTarget]] = {}
 
     def register(self, task_queue: str, target: EagerWorkflowTarget) -> None:
-        """``target`` takes the eager starts of ``task_queue`` (the first worker registered
-        for a queue keeps them until it leaves)."""
-        self._by_queue.setdefault(task_queue, target)
+        """``target`` takes eager starts of ``task_queue`` (after those registered before it)."""
+        self._by_queue.setdefault(task_queue, []).append(target)
 
     def unregister(self, task_queue: str, target: EagerWorkflowTarget) -> None:
-        if self._by_queue.get(task_queue) is target:
-            del self._by_queue[task_queue]
+        """``target`` takes no more eager starts (a no-op if it was not registered)."""
+        targets = self._by_queue.get(task_queue, [])
+        if target in targets:
+            targets.remove(target)
+        if not targets:
+            self._by_queue.pop(task_queue, None)
 
     def reserve(self, task_queue: str) -> EagerWorkflowTarget | None:
         """The worker that will run an eager start's task, a slot taken on it; None when
-        no worker of ``task_queue`` runs here or it has no free slot."""
-        target = self._by_queue.get(task_queue)
-        if target is None or not target.try_reserve_eager():
-            return None
-        return target
+        no worker of ``task_queue`` runs here or none has a free slot."""
+        for target in self._by_queue.get(task_queue, ()):
+            if target.try_reserve_eager():
+                return target
+        return None
