@@ -17,7 +17,6 @@ import math
 import tempfile
 import time
 import uuid
-from collections import deque
 from collections.abc import Awaitable, Callable, Mapping, Sequence
 from datetime import timedelta
 from pathlib import Path
@@ -287,45 +286,20 @@ class LoadRun:
         if self.progress is None:
             return
         loop = asyncio.get_running_loop()
-        # Samples before ``settled`` are finished and counted: each tick looks only at
-        # the rest (those in flight, and any that finished out of order after them),
-        # not at every sample of the run, which cost the bench process's CPU a few
-        # percent at 200 in flight, shared with the client and workers it measures.
-        settled, ok, failed = 0, 0, 0
-        recent: deque[float] = deque(maxlen=2000)
-        window = self.window
         while True:
             await asyncio.sleep(1.0)
             now = loop.time()
-            if self.window != window:  # set by drive_load: count afresh
-                window, settled, ok, failed = self.window, 0, 0, 0
-                recent.clear()
-            start, _ = window
-            samples = self.samples
-            while settled < len(samples) and samples[settled].done is not None:
-                sample = samples[settled]
-                settled += 1
-                if sample.scheduled < start:
-                    continue
-                if sample.error:
-                    failed += 1
-                else:
-                    ok += 1
-                    recent.append(((sample.done or 0) - sample.scheduled) * 1000)
-            rest = samples[settled:]
-            rest_finished = [s for s in rest if s.done is not None]
-            rest_done = [s for s in rest_finished if s.scheduled >= start]
-            rest_ok = [s for s in rest_done if not s.error]
-            done = ok + len(rest_ok)
+            start, _ = self.window
+            measured = [s for s in self.samples if s.scheduled >= start]
+            done = [s for s in measured if s.done is not None and s.error is None]
             phase = "warm-up" if now < start else "measuring"
-            rate = done / (now - start) if now > start else 0.0
-            latencies = list(recent) + [((s.done or 0) - s.scheduled) * 1000 for s in rest_ok]
-            p50 = percentile(latencies[-2000:], 50)
+            rate = len(done) / (now - start) if now > start else 0.0
+            p50 = percentile([((s.done or 0) - s.scheduled) * 1000 for s in done[-2000:]], 50)
             self.progress(
                 f"[{now - self.t0:6.1f}s {phase}] rate {rate:7.1f}"
-                f"/s  completed {done:6d}  failed "
-                f"{failed + len(rest_done) - len(rest_ok):4d}  in flight "
-                f"{len(rest) - len(rest_finished):5d}  p50 "
+                f"/s  completed {len(done):6d}  failed "
+                f"{sum(1 for s in measured if s.error):4d}  in flight "
+                f"{sum(1 for s in self.samples if s.done is None):5d}  p50 "
                 + (f"{p50:7.1f} ms" if p50 is not None else "      - ms")
             )
 

@@ -1,5 +1,5 @@
-"""The bench's progress line counts what the whole list of samples says, though each
-tick looks only at the samples not yet settled."""
+"""The bench's progress line: completed, failed and in-flight counts and the p50 of
+the measured window, warm-up samples and out-of-order completions included."""
 
 from __future__ import annotations
 
