@@ -8,8 +8,6 @@ from __future__ import annotations
 import asyncio
 import os
 import signal
-import subprocess
-import sys
 from datetime import timedelta
 from pathlib import Path
 
@@ -21,9 +19,9 @@ from cadenza.topics import workflow_tasks_topic
 from cadenza.worker import Worker
 
 from .sdk_support import event_names, run_scenario
+from .worker_process import spawn
 
 QUEUE = "sdk-eager-start"
-ROOT = Path(__file__).resolve().parents[2]
 
 
 @activity.defn
@@ -131,28 +129,7 @@ def test_an_eager_task_lost_with_its_process_is_retried_through_the_topic(
     log = tmp_path / "eager-process.log"
 
     async def scenario(client: Client) -> None:
-        with log.open("w") as stderr:
-            process = subprocess.Popen(
-                [
-                    sys.executable,
-                    "-m",
-                    "tests.integration.worker_process",
-                    "--bootstrap-servers",
-                    settings.resolved_bootstrap_servers,
-                    "--namespace",
-                    settings.namespace,
-                    "--partitions",
-                    str(settings.partitions),
-                    "--task-queue",
-                    QUEUE,
-                    "--eager-start-and-die",
-                    "eager-lost",
-                ],
-                cwd=ROOT,
-                stdout=subprocess.PIPE,
-                stderr=stderr,
-                text=True,
-            )
+        process = spawn(settings, QUEUE, log, "--eager-start-and-die", "eager-lost")
         try:
             # Its workflow code kills it (SIGKILL) in the eagerly started first task.
             code = await asyncio.to_thread(process.wait, 60)

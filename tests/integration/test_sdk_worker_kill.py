@@ -15,8 +15,6 @@ from __future__ import annotations
 import asyncio
 import os
 import signal
-import subprocess
-import sys
 import time
 from pathlib import Path
 
@@ -25,33 +23,9 @@ from cadenza.client import Client
 from cadenza.worker import Worker
 
 from .sdk_support import attributes, event_name, run_scenario, wait_until
-from .worker_process import CrashProof, slow_step
+from .worker_process import CrashProof, slow_step, spawn
 
 QUEUE = "sdk-kill"
-ROOT = Path(__file__).resolve().parents[2]
-
-
-def start_worker_process(settings: Settings, log: Path) -> subprocess.Popen[str]:
-    with log.open("w") as stderr:  # the child keeps its own copy of the descriptor
-        return subprocess.Popen(
-            [
-                sys.executable,
-                "-m",
-                "tests.integration.worker_process",
-                "--bootstrap-servers",
-                settings.resolved_bootstrap_servers,
-                "--namespace",
-                settings.namespace,
-                "--partitions",
-                str(settings.partitions),
-                "--task-queue",
-                QUEUE,
-            ],
-            cwd=ROOT,
-            stdout=subprocess.PIPE,
-            stderr=stderr,
-            text=True,
-        )
 
 
 def test_workflow_completes_after_its_worker_is_killed(settings: Settings, tmp_path: Path) -> None:
@@ -63,7 +37,7 @@ def test_workflow_completes_after_its_worker_is_killed(settings: Settings, tmp_p
         return marker.read_text().splitlines()
 
     async def scenario(client: Client) -> None:
-        process = start_worker_process(settings, log)
+        process = spawn(settings, QUEUE, log)
         try:
             assert process.stdout is not None
             ready = await asyncio.wait_for(asyncio.to_thread(process.stdout.readline), 30)

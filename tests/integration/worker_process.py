@@ -16,8 +16,10 @@ import argparse
 import asyncio
 import os
 import signal
+import subprocess
 import sys
 from datetime import timedelta
+from pathlib import Path
 
 from cadenza import Settings, activity, workflow
 from cadenza.client import Client
@@ -84,6 +86,32 @@ async def serve(settings: Settings, task_queue: str) -> None:
     ):
         print("ready", flush=True)
         await asyncio.Event().wait()
+
+
+def spawn(settings: Settings, task_queue: str, log: Path, *extra: str) -> subprocess.Popen[str]:
+    """Run this module in a process of its own on ``settings``' broker and namespace
+    (``extra``: more arguments); its stdout is a pipe, its stderr goes to ``log``."""
+    with log.open("w") as stderr:  # the child keeps its own copy of the descriptor
+        return subprocess.Popen(
+            [
+                sys.executable,
+                "-m",
+                "tests.integration.worker_process",
+                "--bootstrap-servers",
+                settings.resolved_bootstrap_servers,
+                "--namespace",
+                settings.namespace,
+                "--partitions",
+                str(settings.partitions),
+                "--task-queue",
+                task_queue,
+                *extra,
+            ],
+            cwd=Path(__file__).resolve().parents[2],
+            stdout=subprocess.PIPE,
+            stderr=stderr,
+            text=True,
+        )
 
 
 def main(argv: list[str]) -> None:

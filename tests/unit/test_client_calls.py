@@ -258,6 +258,27 @@ class EagerTarget:
         self.ran.append(task)
 
 
+def test_the_first_worker_of_the_queue_with_a_free_slot_takes_it() -> None:
+    starts = EagerStarts()
+    first, second, other = EagerTarget(1), EagerTarget(1), EagerTarget(5)
+    starts.register("q", first)
+    starts.register("q", second)
+    starts.register("other", other)
+    assert starts.reserve("q") is first
+    assert starts.reserve("q") is second  # the first is full
+    assert starts.reserve("q") is None  # both are
+    assert starts.reserve("nobody") is None
+    second.release_eager()
+    starts.unregister("q", second)  # stopping: it takes no more
+    assert starts.reserve("q") is None
+    first.release_eager()
+    assert starts.reserve("q") is first
+    starts.unregister("q", first)
+    starts.unregister("q", first)  # twice is harmless
+    assert starts.reserve("q") is None
+    assert starts.reserve("other") is other
+
+
 def test_an_eager_start_hands_the_replys_task_to_the_local_worker() -> None:
     def answer(sent: Sent) -> Any:
         task = b"task" if sent.workflow_id == "with-task" else None

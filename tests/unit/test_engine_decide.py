@@ -160,6 +160,18 @@ def _eager_answer(name: str, run_id: str, **body: Any) -> dict[str, Any]:
     return _answer(name, run_id, scheduled_event_id=0, attempt=1, activity_id="1", **body)
 
 
+def _timeout_fired(run_id: str, due: Any) -> dict[str, Any]:
+    """The timer service's ``TimeoutFired`` for ``due`` (one of ``timers_of``)."""
+    return _answer(
+        "TimeoutFired",
+        run_id,
+        kind=due.kind,
+        ref_event_id=due.ref,
+        attempt=due.attempt,
+        due_time_ms=due.due_time_ms,
+    )
+
+
 def test_an_eager_activity_is_recorded_started_and_not_dispatched(tmp_path: Path) -> None:
     store, out, run_id = _scheduled_eagerly(tmp_path)
     assert out.activity_tasks == []
@@ -219,13 +231,7 @@ def test_a_failed_eager_attempt_is_retried_through_the_task_topic(tmp_path: Path
     failed = _eager_answer("ActivityTaskFailed", run_id, failure=failure)
     _step(store, out, T0 + 20, failed)
     (backoff,) = [d for d in timers_of(store.state("w")) if d.kind == "ACTIVITY_RETRY_BACKOFF"]
-    fired = {
-        "kind": backoff.kind,
-        "ref_event_id": backoff.ref,
-        "attempt": backoff.attempt,
-        "due_time_ms": backoff.due_time_ms,
-    }
-    _step(store, out, backoff.due_time_ms, _answer("TimeoutFired", run_id, **fired))
+    _step(store, out, backoff.due_time_ms, _timeout_fired(run_id, backoff))
     (retry,) = out.activity_tasks
     assert retry["attempt"] == 2 and retry["scheduled_event_id"] > 0
     state = store.state("w")
@@ -548,13 +554,7 @@ def test_a_lost_eager_task_times_out_and_its_next_attempt_goes_to_the_queue(
     _step(store, out, T0, _eager_start())
     [due] = [d for d in timers_of(store.state("w")) if d.kind.startswith("WORKFLOW_TASK")]
     run_id = out.sent_replies[0]["run_id"]
-    fired = {
-        "kind": due.kind,
-        "ref_event_id": due.ref,
-        "attempt": due.attempt,
-        "due_time_ms": due.due_time_ms,
-    }
-    _step(store, out, due.due_time_ms, _answer("TimeoutFired", run_id, **fired))
+    _step(store, out, due.due_time_ms, _timeout_fired(run_id, due))
     assert _H + "WorkflowTaskTimedOut" in [name for name, _ in out.events]
     [retry] = out.workflow_tasks
     assert retry["attempt"] == 2 and retry["history_from_event_id"] == 1
