@@ -31,7 +31,7 @@ def _activation() -> int:
 
 async def _run(concurrency: int, calls: int, inline: bool) -> tuple[float, float]:
     loop = asyncio.get_running_loop()
-    pool = LoopThreads(max(concurrency, 1), "handoff")
+    pool = LoopThreads(concurrency, "handoff")
     started = 0
 
     async def driver() -> None:
