@@ -12,7 +12,7 @@ from concurrent.futures import Future
 from concurrent.futures import TimeoutError as FutureTimeoutError
 from typing import Any
 
-from confluent_kafka import KafkaError, KafkaException, TopicCollection
+from confluent_kafka import KafkaError, KafkaException, TopicCollection, TopicPartition
 
 # The documented import path; confluent_kafka.admin re-exports its names without an
 # __all__, which mypy's strict no-implicit-reexport rejects.
@@ -20,6 +20,7 @@ from confluent_kafka.admin import (  # type: ignore[attr-defined]
     AdminClient,
     ConfigResource,
     NewTopic,
+    OffsetSpec,
     ResourceType,
 )
 
@@ -56,6 +57,19 @@ _UNREACHABLE = frozenset(
         KafkaError.BROKER_NOT_AVAILABLE,
     }
 )
+_LATEST: Any = OffsetSpec.latest()  # type: ignore[no-untyped-call]
+"""ListOffsets for the end of a partition."""
+_NOT_READY = frozenset(
+    {
+        KafkaError.NOT_LEADER_FOR_PARTITION,
+        KafkaError.LEADER_NOT_AVAILABLE,
+        KafkaError.UNKNOWN_TOPIC_OR_PART,
+        KafkaError.REPLICA_NOT_AVAILABLE,
+        # The client's metadata names a newer leader epoch than the broker knows yet.
+        KafkaError.UNKNOWN_LEADER_EPOCH,
+    }
+)
+"""Errors of a partition whose leader has not finished creating it (retried)."""
 _AUTHENTICATION = frozenset(
     {KafkaError._AUTHENTICATION, KafkaError._SSL, KafkaError.SASL_AUTHENTICATION_FAILED}
 )
@@ -321,7 +335,10 @@ class TopicAdmin:
         if failures:
             done = f" (created before the failure: {', '.join(created)})" if created else ""
             raise TopicAdminError(f"{failures[0]}{done}") from failures[0]
-        self._wait_until_visible([plan.name for plan in plans])
+        partitions = self._wait_until_visible([plan.name for plan in plans])
+        # Topics that existed are waited for too: another process may have created one
+        # a moment ago.
+        self._wait_until_writable(partitions)
         self._remember(plan.name for plan in plans)
         _log.info("created %d topics, %d existed", len(created), len(existed))
         return CreateResult(created=tuple(created), existed=tuple(existed))
@@ -364,22 +381,82 @@ class TopicAdmin:
         _log.info("deleted %d topics of namespace %s", len(names), self._settings.namespace)
         return names
 
-    def _wait_until_visible(self, names: Sequence[str]) -> None:
-        # CreateTopics returns when the controller has the topic; the broker a producer
-        # asks may learn of it a moment later. Poll until each partition has a leader.
+    def _wait_until_visible(self, names: Sequence[str]) -> dict[str, int]:
+        """Poll until each partition has a leader; return the partition count by name.
+
+        CreateTopics returns when the controller has the topic; the broker a producer
+        asks may learn of it a moment later.
+        """
         deadline = time.monotonic() + self._timeout
         pending = list(names)
+        counts: dict[str, int] = {}
         delay = 0.01
         while True:
             found = self._describe(pending)
-            pending = [name for name in pending if not _has_leaders(found.get(name))]
+            for name in pending:
+                if _has_leaders(found.get(name)):
+                    counts[name] = len(found[name].partitions)
+            pending = [name for name in pending if name not in counts]
             if not pending:
-                return
+                return counts
             if time.monotonic() >= deadline:
                 raise TopicAdminError(
                     f"topics {', '.join(pending)} were created on {self.bootstrap_servers} but "
                     f"still have partitions without a leader after {self._timeout:g}s: check "
                     "the brokers' health, then run `cadenza topics verify`"
+                )
+            time.sleep(delay)
+            delay = min(delay * 2, 0.25)
+
+    def _wait_until_writable(self, partitions: dict[str, int]) -> None:
+        """Poll until the leader of every partition has created its log.
+
+        A new topic is in the metadata (with a leader) before its leader has created the
+        partitions' logs: on one broker that took up to 0.6 s for a namespace's 200
+        partitions, and a produce in between fails with NOT_LEADER_OR_FOLLOWER. An
+        idempotent producer (librdkafka 2.16) with two batches in flight for a partition
+        then loses the first: the broker accepts the second as the producer's first
+        write there (no sequence state yet, KIP-360), and librdkafka counts the failed
+        batch as "implicitly acked" by it and reports it delivered. A start command
+        vanished so in about one run in 50 of 40 starts sent right after creation.
+        ListOffsets answers from the same leader state a produce needs, so once it
+        succeeds for a partition, writes to it land.
+        """
+        deadline = time.monotonic() + self._timeout
+        pending = [
+            TopicPartition(name, partition)
+            for name, count in partitions.items()
+            for partition in range(count)
+        ]
+        delay = 0.01
+        reason = ""
+        while True:
+            futures = self._admin.list_offsets(
+                {tp: _LATEST for tp in pending}, request_timeout=self._timeout
+            )
+            waiting = []
+            for tp, future in futures.items():
+                try:
+                    future.result(timeout=self._timeout + 5)
+                except FutureTimeoutError:
+                    raise self._unreachable(f"read the end offsets of topic {tp.topic}") from None
+                except KafkaException as exc:
+                    error = _kafka_error(exc)
+                    if error is None or not (error.retriable() or error.code() in _NOT_READY):
+                        action = f"read the end offsets of topic {tp.topic}"
+                        raise self._translate(exc, action) from None
+                    reason = error.str()
+                    waiting.append(TopicPartition(tp.topic, tp.partition))
+            pending = waiting
+            if not pending:
+                return
+            if time.monotonic() >= deadline:
+                names = sorted({tp.topic for tp in pending})
+                raise TopicAdminError(
+                    f"topics {', '.join(names)} were created on {self.bootstrap_servers} but "
+                    f"{len(pending)} of their partitions cannot be written yet after "
+                    f"{self._timeout:g}s ({reason}): check the brokers' health, then run "
+                    "`cadenza topics verify`"
                 )
             time.sleep(delay)
             delay = min(delay * 2, 0.25)
