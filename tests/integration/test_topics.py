@@ -106,10 +106,11 @@ def test_every_partition_takes_writes_when_create_returns(
             not_ready[f"{tp.topic}[{tp.partition}]"] = exc.args[0].str()
     assert not_ready == {}
 
-    # Many batches in flight from a new idempotent producer, on every partition at
-    # once: each record reported delivered is on the log, where it was reported.
+    # Many batches in flight from a new idempotent producer (five requests in flight,
+    # not the one of producer_config), on every partition at once: each record
+    # reported delivered is on the log, where it was reported.
     topic = commands_topic(settings)
-    producer = Producer(dict(settings.producer_config()))
+    producer = Producer({**settings.producer_config(), "max.in.flight": 5})
     delivered: dict[tuple[int, int], bytes] = {}
     failed: list[str] = []
 

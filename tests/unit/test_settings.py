@@ -72,3 +72,11 @@ def test_resolve_reads_one_setting_and_names_the_variable() -> None:
     assert resolve("codec", {"CADENZA_CODEC": "python", "CADENZA_PARTITIONS": "x"}) == "python"
     with pytest.raises(SettingsError, match="CADENZA_CODEC: codec 'fast' is not one of auto"):
         resolve("codec", {"CADENZA_CODEC": "fast"})
+
+
+def test_producers_keep_one_request_in_flight() -> None:
+    # More than one, and librdkafka can report a refused first batch to a partition
+    # delivered when a later one is taken (Settings.producer_config).
+    config = Settings.defaults().producer_config()
+    assert config["enable.idempotence"] is True and config["acks"] == "all"
+    assert config["max.in.flight"] == 1
