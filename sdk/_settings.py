@@ -353,10 +353,12 @@ class Settings:
         (it has no sequence state for it, KIP-360), and librdkafka counts the refused
         batch as "implicitly acked" (confluent-kafka-go issue #921 is the same loss).
         With one request in flight the refused batch is retried before the next is
-        sent. Measured at 200 in flight, three alternating pairs: 404 / 340 / 359
-        workflows/s against 385 / 379 / 427/s with five, inside the runs' spread;
-        at 20/s p50 21.7 / 22.2 / 20.8 ms against 21.8 / 23.4 / 20.7 (BENCHMARKS,
-        entry 39). The engine's transactional producer sets its own value.
+        sent. The engine's transactional producer too: nothing shows that it is safe
+        from the same loss, which would leave a hole in a committed transaction.
+        Measured at 200 in flight, alternating pairs, in the clients and worker:
+        404 / 340 / 359 workflows/s against 385 / 379 / 427/s with five; in the
+        engine: 362 / 394 / 382 against 331 / 419 / 329/s; inside the runs' spread
+        either way, and 20/s p50 did not move (BENCHMARKS, entry 39).
         """
         return {
             **self.kafka_config(),

@@ -339,14 +339,6 @@ class Engine:
                 **settings.producer_config(),
                 "transactional.id": f"{settings.namespace}.engine.{instance}",
                 "transaction.timeout.ms": 10_000,
-                # A transaction writes some 30 partitions, one Produce request each
-                # (librdkafka); one in flight at a time would queue them. The loss
-                # producer_config() avoids with one in flight needs a partition that
-                # refuses this producer's first write and takes the next: a new topic
-                # no longer does (`topics create` waits until it takes writes); a
-                # leader moving between two of its requests still could, on a
-                # multi-broker cluster.
-                "max.in.flight": 5,
                 # 1 ms: at light load the records leave while send_offsets_to_transaction
                 # waits on its round trips, so the commit does not wait for them. A long
                 # linger (commit_transaction sends what waits anyway) saved about 3% of
