@@ -7,7 +7,7 @@ import dataclasses
 import logging
 import threading
 import time
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from concurrent.futures import Future
 from concurrent.futures import TimeoutError as FutureTimeoutError
 from typing import Any
@@ -381,32 +381,44 @@ class TopicAdmin:
         _log.info("deleted %d topics of namespace %s", len(names), self._settings.namespace)
         return names
 
+    def _poll(self, step: Callable[[], str | None]) -> None:
+        """Call ``step`` with a growing pause until it returns None (done); after the
+        timeout, fail with what it last returned (why not yet)."""
+        deadline = time.monotonic() + self._timeout
+        delay = 0.01
+        while (why := step()) is not None:
+            if time.monotonic() >= deadline:
+                raise TopicAdminError(
+                    f"{why} after {self._timeout:g}s: check the brokers' health, then run "
+                    "`cadenza topics verify`"
+                )
+            time.sleep(delay)
+            delay = min(delay * 2, 0.25)
+
     def _wait_until_visible(self, names: Sequence[str]) -> dict[str, int]:
         """Poll until each partition has a leader; return the partition count by name.
 
         CreateTopics returns when the controller has the topic; the broker a producer
         asks may learn of it a moment later.
         """
-        deadline = time.monotonic() + self._timeout
-        pending = list(names)
         counts: dict[str, int] = {}
-        delay = 0.01
-        while True:
+
+        def step() -> str | None:
+            pending = [name for name in names if name not in counts]
             found = self._describe(pending)
             for name in pending:
                 if _has_leaders(found.get(name)):
                     counts[name] = len(found[name].partitions)
             pending = [name for name in pending if name not in counts]
             if not pending:
-                return counts
-            if time.monotonic() >= deadline:
-                raise TopicAdminError(
-                    f"topics {', '.join(pending)} were created on {self.bootstrap_servers} but "
-                    f"still have partitions without a leader after {self._timeout:g}s: check "
-                    "the brokers' health, then run `cadenza topics verify`"
-                )
-            time.sleep(delay)
-            delay = min(delay * 2, 0.25)
+                return None
+            return (
+                f"topics {', '.join(pending)} were created on {self.bootstrap_servers} but "
+                "still have partitions without a leader"
+            )
+
+        self._poll(step)
+        return counts
 
     def _wait_until_writable(self, partitions: dict[str, int]) -> None:
         """Poll until the leader of every partition has created its log.
@@ -422,44 +434,40 @@ class TopicAdmin:
         ListOffsets answers from the same leader state a produce needs, so once it
         succeeds for a partition, writes to it land.
         """
-        deadline = time.monotonic() + self._timeout
         pending = [
             TopicPartition(name, partition)
             for name, count in partitions.items()
             for partition in range(count)
         ]
-        delay = 0.01
-        reason = ""
-        while True:
+
+        def step() -> str | None:
+            nonlocal pending
             futures = self._admin.list_offsets(
                 {tp: _LATEST for tp in pending}, request_timeout=self._timeout
             )
-            waiting = []
+            waiting, reason = [], ""
             for tp, future in futures.items():
+                action = f"read the end offsets of topic {tp.topic}"
                 try:
                     future.result(timeout=self._timeout + 5)
                 except FutureTimeoutError:
-                    raise self._unreachable(f"read the end offsets of topic {tp.topic}") from None
+                    raise self._unreachable(action) from None
                 except KafkaException as exc:
                     error = _kafka_error(exc)
                     if error is None or not (error.retriable() or error.code() in _NOT_READY):
-                        action = f"read the end offsets of topic {tp.topic}"
                         raise self._translate(exc, action) from None
                     reason = error.str()
-                    waiting.append(TopicPartition(tp.topic, tp.partition))
+                    waiting.append(tp)
             pending = waiting
             if not pending:
-                return
-            if time.monotonic() >= deadline:
-                names = sorted({tp.topic for tp in pending})
-                raise TopicAdminError(
-                    f"topics {', '.join(names)} were created on {self.bootstrap_servers} but "
-                    f"{len(pending)} of their partitions cannot be written yet after "
-                    f"{self._timeout:g}s ({reason}): check the brokers' health, then run "
-                    "`cadenza topics verify`"
-                )
-            time.sleep(delay)
-            delay = min(delay * 2, 0.25)
+                return None
+            names = sorted({tp.topic for tp in pending})
+            return (
+                f"topics {', '.join(names)} were created on {self.bootstrap_servers} but "
+                f"{len(pending)} of their partitions cannot be written yet ({reason})"
+            )
+
+        self._poll(step)
 
     def _describe(self, names: Sequence[str]) -> dict[str, Any]:
         """TopicDescription by name, None for topics that do not exist."""

@@ -63,3 +63,28 @@ def test_cli_rejects_a_bad_task_queue_before_connecting() -> None:
 def test_timeout_must_be_positive() -> None:
     with pytest.raises(ValueError, match="timeout must be positive"):
         TopicAdmin(Settings.defaults(), timeout=0)
+
+
+def test_a_wait_that_never_ends_fails_with_its_reason_and_the_fix() -> None:
+    admin = TopicAdmin(Settings.defaults(), timeout=0.2)
+    steps: list[float] = []
+
+    def step() -> str:
+        steps.append(time.monotonic())
+        return "3 partitions cannot be written yet"
+
+    with pytest.raises(TopicAdminError) as err:
+        admin._poll(step)
+    assert str(err.value) == (
+        "3 partitions cannot be written yet after 0.2s: check the brokers' health, then run "
+        "`cadenza topics verify`"
+    )
+    assert len(steps) >= 3 and steps[-1] - steps[0] >= 0.2
+
+
+def test_a_wait_ends_as_soon_as_its_step_is_done() -> None:
+    admin = TopicAdmin(Settings.defaults(), timeout=10)
+    answers = iter(["not yet", "not yet", None])
+    started = time.monotonic()
+    admin._poll(lambda: next(answers))
+    assert time.monotonic() - started < 0.2  # pauses of 10 and 20 ms
