@@ -41,6 +41,8 @@ __all__ = [
     "TopicPlan",
     "TopicSpec",
     "activity_tasks_topic",
+    "changelog_partition",
+    "changelog_partitions",
     "changelog_topic",
     "commands_topic",
     "consumer_group",
@@ -97,6 +99,11 @@ class TopicSpec:
 
     configs: Mapping[str, str] = dataclasses.field(default_factory=dict)
     """Further topic configs set at creation and checked by ``verify``."""
+
+    accepted_partitions: Callable[[Settings], int] | None = None
+    """Another partition count ``verify`` accepts: a changelog as wide as ``commands``,
+    as namespaces created before changelogs were narrowed have (the engine reads the
+    count it finds)."""
 
     fixed_partitioning: bool = False
     """True when the partition a record lands in is part of the processors' state
@@ -180,6 +187,9 @@ class TopicSpec:
             partitions=self.partitions(settings),
             replication_factor=int(settings.replication_factor),
             config=MappingProxyType(config),
+            accepted_partitions=(
+                () if self.accepted_partitions is None else (self.accepted_partitions(settings),)
+            ),
         )
 
     def match(self, settings: Settings, topic: str) -> str | None:
@@ -223,6 +233,9 @@ class TopicPlan:
     """Topic configs set at creation: ``cleanup.policy``, ``retention.ms`` (delete topics)
     and the spec's extra configs."""
 
+    accepted_partitions: tuple[int, ...] = ()
+    """Other partition counts ``verify`` takes as right (see ``TopicSpec``)."""
+
     @property
     def cleanup_policy(self) -> CleanupPolicy:
         """Kafka ``cleanup.policy``."""
@@ -237,6 +250,38 @@ class TopicPlan:
 
 def _engine_partitions(settings: Settings) -> int:
     return int(settings.partitions)
+
+
+CHANGELOG_SHARE = 4
+"""Store partitions per changelog partition (``changelog_partitions``)."""
+
+
+def changelog_partitions(partitions: int) -> int:
+    """Partitions of a changelog for ``partitions`` store (command) partitions: a
+    quarter of them, at least one.
+
+    Every engine transaction writes one changelog partition per command partition it
+    touched, and the broker handles a produce request, a verification and a marker for
+    each partition of each transaction (librdkafka sends one produce request per
+    partition). With one changelog partition per command partition, a busy
+    transaction wrote 16 of them; with four it writes four (BENCHMARKS entry 40).
+    Store partitions share a changelog partition in blocks (:func:`changelog_partition`),
+    so an engine that owns a contiguous range of command partitions, as Kafka's range
+    assignor hands them out, writes and restores few changelog partitions.
+    """
+    return max(1, partitions // CHANGELOG_SHARE)
+
+
+def changelog_partition(partition: int, partitions: int, changelog: int) -> int:
+    """The changelog partition that store partition ``partition`` (of ``partitions``)
+    writes to, in a changelog of ``changelog`` partitions: consecutive store partitions
+    share one. With as many changelog partitions as store partitions (namespaces created
+    before entry 40), it is ``partition`` itself."""
+    return partition * changelog // partitions
+
+
+def _changelog_partitions(settings: Settings) -> int:
+    return changelog_partitions(int(settings.partitions))
 
 
 def _reply_partitions(settings: Settings) -> int:
@@ -361,9 +406,10 @@ VISIBILITY_REQUESTS = TopicSpec(
 CHANGELOG = TopicSpec(
     key="changelog",
     template="changelog.{store}",
-    # Co-partitioned with commands: store partition p is restored by the owner of
-    # commands partition p.
-    partitions=_engine_partitions,
+    # Narrower than commands: store partition p of P writes changelog partition
+    # p * C // P (``changelog_partition``), and a restore takes only its own records.
+    partitions=_changelog_partitions,
+    accepted_partitions=_engine_partitions,
     cleanup_policy="compact",
     retention_ms=None,
     configs={

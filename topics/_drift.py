@@ -93,12 +93,22 @@ def _create_command(plan: TopicPlan, namespace: str) -> str:
 
 def _partitions_drift(plan: TopicPlan, actual: int, bootstrap: str) -> str:
     what = f"topic {plan.name} has {actual} partitions, the catalog expects {plan.partitions}"
+    if plan.spec.fixed_partitioning and plan.accepted_partitions:
+        # A changelog: its count follows the namespace's, which the settings must match.
+        accepted = " or ".join(str(n) for n in plan.accepted_partitions)
+        return (
+            f"{what} (or {accepted}, as wide as commands). A changelog has a quarter of the "
+            "namespace's partitions (CADENZA_PARTITIONS / --partitions), or as many in "
+            "namespaces created before changelogs were narrowed. Check CADENZA_PARTITIONS "
+            "against the commands topic; if the changelog is the odd one out, recreate the "
+            "namespace, losing its data"
+        )
     if plan.spec.fixed_partitioning:
         # The count is part of the engine's state: the settings must follow the topic.
         return (
             f"{what} (CADENZA_PARTITIONS / --partitions). Its count is fixed at creation: Kafka "
             "cannot remove partitions, and adding some would move keys away from their state "
-            "(commands, history and the changelogs share one count). If the topic is right, "
+            "(commands and history share one count). If the topic is right, "
             f"run with CADENZA_PARTITIONS={actual}; otherwise recreate the namespace, losing "
             "its data"
         )
@@ -146,7 +156,9 @@ def compare(
             )
         ]
     drifts: list[Drift] = []
-    if observed.partitions != plan.partitions:
+    if observed.partitions != plan.partitions and (
+        observed.partitions not in plan.accepted_partitions
+    ):
         drifts.append(
             Drift(
                 topic=plan.name,

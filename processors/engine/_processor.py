@@ -42,6 +42,7 @@ from cadenza._settings import Settings
 from cadenza.topics import (
     TopicAdmin,
     activity_tasks_topic,
+    changelog_partition,
     changelog_topic,
     commands_topic,
     consumer_group,
@@ -63,6 +64,9 @@ _log = logging.getLogger("cadenza.engine")
 
 STATE = "cadenza.state.WorkflowState"
 ENGINE_STORE = "engine-workflows"
+STORE_HEADER = "store-partition"
+"""Header of a changelog record: the store partition it belongs to (decimal), where the
+changelog has fewer partitions than ``commands``."""
 _TIMERS_PER_PASS = 1000
 _BUSY = 20
 _NO_TIMERS = 2**63 - 1
@@ -256,9 +260,12 @@ class _Batch:
                     self.soonest_added = due.due_time_ms
         self.dirty = set()
         last = len(changelog) - 1
+        target, headers = engine.changelog_target(p)
         for i, (key, value) in enumerate(changelog):
             wb.put(key, value)
-            engine.produce(engine.changelog, key, value, partition=p, track=i == last)
+            engine.produce(
+                engine.changelog, key, value, partition=target, track=i == last, headers=headers
+            )
         return wb
 
 
@@ -294,6 +301,9 @@ class Engine:
         self.replies = replies_topic(settings)
         self.dead_letters = dead_letters_topic(settings)
         self.changelog = changelog_topic(settings, ENGINE_STORE)
+        self._changelog_targets: dict[int, tuple[int, list[tuple[str, bytes]] | None]] = {}
+        """Store partition -> its changelog partition and the records' headers, from the
+        topics' partition counts (read at the first assignment)."""
         self.stores: dict[int, PartitionStore] = {}
         self.restored: dict[int, tuple[int, int]] = {}
         """Changelog records and history events each partition's restore read."""
@@ -362,6 +372,32 @@ class Engine:
 
     # -- output helpers -----------------------------------------------------------------------
 
+    def changelog_target(self, partition: int) -> tuple[int, list[tuple[str, bytes]] | None]:
+        """The changelog partition store ``partition`` writes to, and the headers its
+        records carry: where the changelog is narrower than ``commands``, several stores
+        share a partition and each record names its store (header ``store-partition``)."""
+        return self._changelog_targets[partition]
+
+    def _learn_changelog_layout(self) -> None:
+        """Map store partitions to changelog partitions, from the counts the topics have
+        (a namespace created before changelogs were narrowed has as many as commands)."""
+        if self._changelog_targets:
+            return
+        counts = {}
+        for topic in (self.commands, self.changelog):
+            metadata = self.consumer.list_topics(topic, timeout=10).topics.get(topic)
+            if metadata is None or metadata.error is not None or not metadata.partitions:
+                reason = "missing" if metadata is None else metadata.error or "no partitions"
+                raise RuntimeError(
+                    f"cannot read the partitions of {topic} ({reason}): run "
+                    f"`cadenza topics create --namespace {self.settings.namespace}`"
+                )
+            counts[topic] = len(metadata.partitions)
+        partitions, changelog = counts[self.commands], counts[self.changelog]
+        for p in range(partitions):
+            headers = None if changelog == partitions else [(STORE_HEADER, str(p).encode())]
+            self._changelog_targets[p] = (changelog_partition(p, partitions, changelog), headers)
+
     def task_topic(self, name_of: Callable[[Settings, str], str], queue: str) -> str:
         topic = self._task_topics.get((name_of, queue))
         if topic is None:
@@ -380,6 +416,7 @@ class Engine:
         *,
         partition: int | None = None,
         track: bool = False,
+        headers: list[tuple[str, bytes]] | None = None,
     ) -> None:
         """Queue a record for the open transaction; :meth:`_send` hands the queue over.
 
@@ -393,6 +430,8 @@ class Engine:
             kwargs["on_delivery"] = self._delivered
         if partition is not None:
             kwargs["partition"] = partition
+        if headers is not None:
+            kwargs["headers"] = headers
         self._outbox.append((topic, kwargs))
 
     def _send(self) -> None:
@@ -513,8 +552,13 @@ class Engine:
             marks: dict[str, int] = {}
             if batch.next_offset is not None:
                 marks["commands"] = batch.next_offset
-            for name, topic in (("changelog", self.changelog), ("history", self.history)):
-                last = self._produced.get((topic, partition))
+            # A changelog partition shared by several stores: the last record of any of
+            # them is a safe mark for each (a store skips the others' records).
+            for name, written in (
+                ("changelog", (self.changelog, self.changelog_target(partition)[0])),
+                ("history", (self.history, partition)),
+            ):
+                last = self._produced.get(written)
                 if last is not None:
                     marks[name] = last + 1
             store = self.stores[partition]
@@ -697,6 +741,7 @@ class Engine:
 
     def _on_assign(self, consumer: Consumer, partitions: list[TopicPartition]) -> None:
         started = time.monotonic()
+        self._learn_changelog_layout()
         opened = {
             tp.partition: PartitionStore(
                 self.home / f"p{tp.partition:04d}",
@@ -733,10 +778,12 @@ class Engine:
         cost a fetch wait per partition and topic (11 s for 16 partitions).
         """
         starts: dict[tuple[str, int], int] = {}
-        for partition, store in stores.items():
-            marks = store.offsets()
-            starts[(self.changelog, partition)] = marks.get("changelog", 0)
-            starts[(self.history, partition)] = marks.get("history", 0)
+        marks = {partition: store.offsets() for partition, store in stores.items()}
+        for partition, mark in marks.items():
+            # A shared changelog partition is read from the earliest of its stores' marks.
+            key = (self.changelog, self.changelog_target(partition)[0])
+            starts[key] = min(starts.get(key, 2**63), mark.get("changelog", 0))
+            starts[(self.history, partition)] = mark.get("history", 0)
         restorer = Consumer(
             {
                 **self.settings.kafka_config(),
@@ -753,19 +800,30 @@ class Engine:
         finally:
             restorer.close()
         for partition, store in stores.items():
-            changelog = read.get((self.changelog, partition), [])
+            target, headers = self.changelog_target(partition)
+            shared = read.get((self.changelog, target), [])
+            start = marks[partition].get("changelog", 0)
+            changelog = [
+                msg
+                for msg in shared
+                if (msg.offset() or 0) >= start and (headers is None or msg.headers() == headers)
+            ]
             history = read.get((self.history, partition), [])
             self.restored[partition] = (len(changelog), len(history))
-            if changelog or history:
-                self._apply_restored(partition, store, changelog, history)
+            if shared or history:
+                read_to = max(start, (shared[-1].offset() or 0) + 1) if shared else None
+                self._apply_restored(partition, store, changelog, read_to, history)
 
     def _apply_restored(
         self,
         partition: int,
         store: PartitionStore,
         changelog: list[Message],
+        changelog_read_to: int | None,
         history: list[Message],
     ) -> None:
+        """Apply ``changelog`` (this store's records) and ``history``; the changelog mark
+        moves to ``changelog_read_to``, past other stores' records read with them."""
         wb = new_batch()
         for msg in changelog:
             key, value = msg.key(), msg.value()
@@ -788,8 +846,8 @@ class Engine:
             event = schemas.decode_as(raw, schemas.HISTORY_EVENT)
             wb.put(history_key(event["workflow_id"], event["run_id"], event["event_id"]), raw)
         marks = {}
-        if changelog:
-            marks["changelog"] = (changelog[-1].offset() or 0) + 1
+        if changelog_read_to is not None:
+            marks["changelog"] = changelog_read_to
         if history:
             marks["history"] = (history[-1].offset() or 0) + 1
         store.write(wb, marks)

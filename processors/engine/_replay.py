@@ -40,7 +40,7 @@ from rocksdict import WriteBatch
 
 from cadenza import schemas
 from cadenza._settings import Settings
-from cadenza.topics import changelog_topic, history_topic
+from cadenza.topics import changelog_partition, changelog_topic, history_topic
 
 from ._apply import Event, State, apply, new_state
 from ._store import PartitionStore, history_key, new_batch, run_key, state_key
@@ -245,7 +245,21 @@ def _rebuild_share(job: _Job, share: int, shares: int) -> dict[int, _Counts]:
                 f"({settings.namespace!r})?"
             )
         mine = sorted(metadata.partitions)[share::shares]
-        ends = _ends(consumer, [TopicPartition(t, p) for t in (topic, changelog) for p in mine])
+        # Store partition p's changelog records are in changelog partition
+        # changelog_partition(p, ...), shared with its neighbours.
+        shared = consumer.list_topics(changelog, timeout=10).topics[changelog]
+        if shared.error is not None or not shared.partitions:
+            raise RuntimeError(
+                f"cannot read {changelog}: {shared.error or 'no partitions'}; run "
+                f"`cadenza topics create --namespace {settings.namespace}`"
+            )
+        width = len(shared.partitions)
+        target = {p: changelog_partition(p, len(metadata.partitions), width) for p in mine}
+        ends = _ends(
+            consumer,
+            [TopicPartition(topic, p) for p in mine]
+            + [TopicPartition(changelog, c) for c in sorted(set(target.values()))],
+        )
         if job.until_offset is not None:
             for partition in mine:
                 ends[topic, partition] = min(ends[topic, partition], job.until_offset)
@@ -259,7 +273,10 @@ def _rebuild_share(job: _Job, share: int, shares: int) -> dict[int, _Counts]:
             # in an empty directory, and one that succeeds is flushed at the end.
             store = PartitionStore(job.home / f"p{partition:04d}", wal=False)
             partitions[partition] = _Partition(
-                store, ends[topic, partition], ends[changelog, partition], _Fold(job.until_time_ms)
+                store,
+                ends[topic, partition],
+                ends[changelog, target[partition]],
+                _Fold(job.until_time_ms),
             )
         _read(consumer, partitions, reading)
         flushed = [p.finish(disk) for p in partitions.values()]

@@ -6,10 +6,11 @@ import itertools
 import time
 from pathlib import Path
 
-from confluent_kafka import Producer
+from confluent_kafka import Consumer, Producer
 
 from cadenza import Settings, schemas
-from cadenza.topics import commands_topic, dead_letters_topic
+from cadenza._murmur2 import partition_for
+from cadenza.topics import changelog_topic, commands_topic, dead_letters_topic
 
 from .engine_support import (
     PAYLOAD,
@@ -283,4 +284,42 @@ def test_an_empty_data_dir_restores_from_changelog_and_history(
         # Every partition was read in one pass; the run's own partition had its state
         # and its first events (started, task scheduled, task started).
         assert sum(c for c, _ in restored) >= 1 and sum(h for _, h in restored) >= 3
+    wire.close()
+
+
+def test_stores_sharing_a_changelog_partition_restore_only_their_own_states(
+    settings: Settings, tmp_path: Path
+) -> None:
+    """Four store partitions write one changelog partition (a quarter of them), each
+    record naming its store: a store restored from nothing takes its own states and
+    none of its neighbours'."""
+    wire = Wire(settings, "q")  # creates the namespace's topics
+    changelog = changelog_topic(settings, "engine-workflows")
+    probe = Consumer({**settings.kafka_config(), "group.id": f"{settings.namespace}.probe"})
+    try:
+        width = len(probe.list_topics(changelog, timeout=10).topics[changelog].partitions)
+    finally:
+        probe.close()
+    assert (settings.partitions, width) == (4, 1)
+    ids = [f"shared-{i}" for i in range(12)]
+    where = {wid: partition_for(wid.encode(), settings.partitions) for wid in ids}
+    assert len(set(where.values())) == settings.partitions  # every store has some
+    with running_engine(settings, str(tmp_path / "a")) as first:
+        for wid in ids:
+            _start(wire, wid)
+        home = first.home
+    fresh = tmp_path / "b" / "engine" / settings.namespace
+    fresh.mkdir(parents=True)
+    (fresh / "instance-id").write_text((home / "instance-id").read_text())
+    with running_engine(settings, str(tmp_path / "b")) as engine:
+        for wid in ids:
+            request = wire.send(wid, ("cadenza.command.DescribeWorkflow", {}), reply=True)
+            assert wire.reply(request)["body"][1]["status"] == "RUNNING", wid
+        for wid, partition in where.items():
+            holders = [p for p, store in engine.stores.items() if store.state(wid) is not None]
+            assert holders == [partition], (wid, holders)
+        # Each store took at least its own runs' states from the shared partition.
+        for partition, (states, events) in engine.restored.items():
+            mine = sum(1 for p in where.values() if p == partition)
+            assert states >= mine and events >= 3 * mine, (partition, states, events)
     wire.close()

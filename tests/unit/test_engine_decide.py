@@ -27,6 +27,9 @@ class _Outputs:
         self.event_records: list[dict[str, Any]] = []
         self.sent_replies: list[dict[str, Any]] = []
 
+    def changelog_target(self, partition: int) -> tuple[int, None]:
+        return partition, None
+
     def task_topic(self, name_of: Any, queue: str) -> str:
         return "tasks"
 

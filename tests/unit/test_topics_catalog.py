@@ -19,6 +19,8 @@ from cadenza.topics import (
     TopicNameError,
     TopicSpec,
     activity_tasks_topic,
+    changelog_partition,
+    changelog_partitions,
     changelog_topic,
     commands_topic,
     consumer_group,
@@ -75,15 +77,27 @@ def test_names_carry_the_namespace(settings: Settings) -> None:
     assert commands_topic(Settings.defaults()) == "cadenza.commands"
 
 
-def test_commands_history_and_changelogs_share_one_partition_count() -> None:
-    for partitions in (1, 4, 16, 100):
+def test_commands_and_history_share_one_partition_count_and_changelogs_a_quarter() -> None:
+    for partitions, changelog in ((1, 1), (3, 1), (4, 1), (16, 4), (100, 25)):
         settings = dataclasses.replace(Settings.defaults(), partitions=partitions)
         assert COMMANDS.plan(settings).partitions == partitions
         assert HISTORY.plan(settings).partitions == partitions
         for store in STORES:
-            assert CHANGELOG.plan(settings, store).partitions == partitions
+            assert CHANGELOG.plan(settings, store).partitions == changelog
     assert COMMANDS.fixed_partitioning and HISTORY.fixed_partitioning
     assert CHANGELOG.fixed_partitioning
+
+
+def test_store_partitions_share_changelog_partitions_in_blocks() -> None:
+    assert [changelog_partition(p, 16, 4) for p in range(16)] == [
+        0, 0, 0, 0, 1, 1, 1, 1, 2, 2, 2, 2, 3, 3, 3, 3,
+    ]  # fmt: skip
+    # A count that does not divide: every changelog partition is used, in order.
+    assert [changelog_partition(p, 6, 4) for p in range(6)] == [0, 0, 1, 2, 2, 3]
+    # A namespace whose changelog is as wide as commands keeps p -> p.
+    assert [changelog_partition(p, 16, 16) for p in range(16)] == list(range(16))
+    assert all(changelog_partition(p, 5, 1) == 0 for p in range(5))
+    assert changelog_partitions(16) == 4
 
 
 def test_policies_and_retention(settings: Settings) -> None:

@@ -61,6 +61,18 @@ def test_partition_drift_on_a_fixed_topic_points_at_the_setting(actual: int) -> 
     assert f"CADENZA_PARTITIONS={actual}" in drift.message
 
 
+def test_a_changelog_takes_a_quarter_of_the_partitions_or_as_many_as_commands() -> None:
+    plan = CHANGELOG.plan(SETTINGS, "engine-workflows")
+    assert (plan.partitions, plan.accepted_partitions) == (2, (8,))
+    # Narrowed (today's namespaces) or as wide as commands (created before): both run.
+    assert _compare(plan, _observed(plan, partitions=2)) == []
+    assert _compare(plan, _observed(plan, partitions=8)) == []
+    (drift,) = _compare(plan, _observed(plan, partitions=5))
+    assert (drift.kind, drift.expected, drift.actual) == ("partitions", "2", "5")
+    assert "has 5 partitions, the catalog expects 2 (or 8, as wide as commands)" in drift.message
+    assert "Check CADENZA_PARTITIONS against the commands topic" in drift.message
+
+
 def test_partition_drift_on_other_topics() -> None:
     plan = REPLIES.plan(SETTINGS)
     (fewer,) = _compare(plan, _observed(plan, partitions=2))

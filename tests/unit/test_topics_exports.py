@@ -32,6 +32,8 @@ EXPECTED = {
     "TopicRow",
     "TopicSpec",
     "activity_tasks_topic",
+    "changelog_partition",
+    "changelog_partitions",
     "changelog_topic",
     "commands_topic",
     "consumer_group",
