@@ -7,10 +7,13 @@ The worker runs workflow code on its own threads (``LoopThreads``,
 event loop, and so the deadlock detector can see it. This times a small piece of
 Python (about 10 us, the size of a one-activity workflow's activation) run
 ``--calls`` times, from 1 and from 200 concurrent asyncio tasks, either inline
-on the event loop or through ``LoopThreads``, and prints the process's CPU and
-wall microseconds per call. The difference is the hand-off: the queue, the
-thread's wake-up, the GIL moving twice, and the result's way back to the loop.
-No broker needed. BENCHMARKS.md, entry 38, has its figures.
+on the event loop, through ``LoopThreads``, or through the workflow worker's
+``_in_thread`` (``LoopThreads`` and the deadlock detector's watch, as every
+activation runs), and prints the process's CPU and wall microseconds per call.
+The difference between the first two is the hand-off: the queue, the thread's
+wake-up, the GIL moving twice, and the result's way back to the loop; the
+third adds the deadlock watch. No broker needed. BENCHMARKS.md, entries 38 and
+41, have its figures.
 """
 
 from __future__ import annotations
@@ -18,8 +21,13 @@ from __future__ import annotations
 import argparse
 import asyncio
 import time
+from types import SimpleNamespace
+from typing import Any
 
+from cadenza import Settings
+from cadenza.converter import DataConverter
 from cadenza.worker._threads import LoopThreads
+from cadenza.worker._workflow_worker import WorkflowWorker
 
 
 def _activation() -> int:
@@ -29,20 +37,47 @@ def _activation() -> int:
     return total
 
 
-async def _run(concurrency: int, calls: int, inline: bool) -> tuple[float, float]:
+def _worker(pool: LoopThreads) -> WorkflowWorker:
+    """A workflow worker with nothing to consume: only its ``_in_thread`` is called."""
+    client: Any = SimpleNamespace(
+        settings=Settings.defaults(),
+        transport=None,
+        data_converter=DataConverter.default,
+        namespace="handoff",
+    )
+    return WorkflowWorker(
+        client=client,
+        task_queue="handoff",
+        workflows={},
+        max_cached_workflows=1,
+        max_concurrent_workflow_tasks=1,
+        executor=pool,
+        failure_exception_types=(),
+        debug_mode=False,
+        identity="handoff",
+        build_id="",
+        on_fatal=lambda exc: None,
+    )
+
+
+async def _run(concurrency: int, calls: int, mode: str) -> tuple[float, float]:
     loop = asyncio.get_running_loop()
     pool = LoopThreads(concurrency, "handoff")
+    worker = _worker(pool)
+    instance: Any = object()
     started = 0
 
     async def driver() -> None:
         nonlocal started
         while started < calls:
             started += 1
-            if inline:
+            if mode == "inline":
                 _activation()
                 await asyncio.sleep(0)
-            else:
+            elif mode == "thread":
                 await pool.submit(_activation, loop)
+            else:
+                await worker._in_thread(_activation, 0, instance)
 
     cpu0, wall0 = time.process_time(), time.perf_counter()
     await asyncio.gather(*(driver() for _ in range(concurrency)))
@@ -57,13 +92,16 @@ def main() -> None:
     args = parser.parse_args()
     for concurrency in (1, 200):
         results = {}
-        for inline in (True, False):
-            results[inline] = asyncio.run(_run(concurrency, args.calls, inline))
-        (cpu_in, wall_in), (cpu_th, wall_th) = results[True], results[False]
+        for mode in ("inline", "thread", "worker"):
+            results[mode] = asyncio.run(_run(concurrency, args.calls, mode))
+        (cpu_in, wall_in), (cpu_th, wall_th) = results["inline"], results["thread"]
+        cpu_wk, wall_wk = results["worker"]
         print(
             f"{concurrency:3d} in flight: inline {cpu_in:5.1f} us CPU ({wall_in:5.1f} wall), "
             f"on a thread {cpu_th:5.1f} us CPU ({wall_th:5.1f} wall): "
-            f"hand-off {cpu_th - cpu_in:5.1f} us CPU per call"
+            f"hand-off {cpu_th - cpu_in:5.1f} us CPU per call; through the worker "
+            f"{cpu_wk:5.1f} us CPU ({wall_wk:5.1f} wall): deadlock watch "
+            f"{cpu_wk - cpu_th:5.1f} us CPU per call"
         )
 
 

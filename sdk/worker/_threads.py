@@ -125,7 +125,7 @@ class LoopThreads:
         with self._settled_lock:
             settled = self._settled.pop(loop, [])
         for future, result, exc in settled:
-            if future.cancelled():
+            if future.done():  # cancelled: its waiter left (or gave up on the code)
                 continue
             if exc is not None:
                 future.set_exception(exc)

@@ -198,6 +198,11 @@ class WorkflowWorker:
         # Instances whose code overran the deadlock timeout: their thread still runs them.
         self._abandoned: weakref.WeakSet[WorkflowInstance] = weakref.WeakSet()
         self._resets: set[asyncio.Future[None]] = set()
+        self._watched: dict[asyncio.Future[Any], tuple[list[float], float]] = {}
+        """Activations running workflow code: when a thread took each, and its timeout."""
+        self._overran: set[asyncio.Future[Any]] = set()
+        """Activations the watchdog gave up on (their futures cancelled by it)."""
+        self._watchdog: asyncio.Task[None] | None = None
         self.eager_activities: ActivityWorker | None = None
         """The same worker's activity half, which runs activities that this worker's
         completions schedule on its own task queue at once (None: eager execution off)."""
@@ -251,6 +256,8 @@ class WorkflowWorker:
             await asyncio.gather(*self._drainers.values(), return_exceptions=True)
         if self._resets:  # eviction notices on their way (each is one produce)
             await asyncio.gather(*self._resets, return_exceptions=True)
+        if self._watchdog is not None:
+            self._watchdog.cancel()
         if self._consumer is not None:
             await self._consumer.close()
 
@@ -703,15 +710,19 @@ class WorkflowWorker:
         timeout = DEADLOCK_TIMEOUT_SECONDS + events * _REPLAY_ALLOWANCE_SECONDS
         with clock.measuring():
             future = self._submit(call, loop)
-            remaining = timeout
-            while True:
-                await asyncio.wait((future,), timeout=remaining)
-                if future.done():
-                    return future.result()
-                if began:  # else still waiting for a thread: wait another timeout
-                    remaining = began[0] + timeout - clock.now()
-                    if remaining <= 0:
-                        break
+            # One watchdog checks every activation's time (``_watch``): a timer and a
+            # waiter of asyncio.wait for each cost 20-25 us, twice per workflow.
+            self._watched[future] = (began, timeout)
+            if self._watchdog is None:
+                self._watchdog = loop.create_task(self._watch())
+            try:
+                return await future
+            except asyncio.CancelledError:
+                if future not in self._overran:
+                    raise
+                self._overran.discard(future)
+            finally:
+                del self._watched[future]
         # The thread cannot be stopped; the instance is abandoned to it.
         self._abandoned.add(instance)
         self._cache.drop(instance.run_id)
@@ -723,6 +734,22 @@ class WorkflowWorker:
                 "debug_mode=True to the Worker to disable this check)"
             )
         )
+
+    async def _watch(self) -> None:
+        """While workflow code runs, cancel the wait of any activation whose code has
+        run (since a thread took it, by ``RUNNABLE_CLOCK``) past its deadlock timeout;
+        its ``_in_thread`` then gives up on it. Checks 20 times per timeout."""
+        clock = RUNNABLE_CLOCK
+        try:
+            while self._watched:
+                await asyncio.sleep(DEADLOCK_TIMEOUT_SECONDS / 20)
+                now = clock.now()
+                for future, (began, timeout) in list(self._watched.items()):
+                    if began and now - began[0] > timeout and not future.done():
+                        self._overran.add(future)
+                        future.cancel()
+        finally:
+            self._watchdog = None
 
     async def _sticky_cache_miss(self, task: Mapping[str, Any]) -> None:
         self.sticky_cache_misses += 1
