@@ -128,13 +128,20 @@ class _ActivityEvent:
 
     def __init__(self, loop: asyncio.AbstractEventLoop | None = None) -> None:
         """Create the event; pass the activity's loop for async activities."""
-        self._thread_event = threading.Event()
+        self._set = False
+        # Made by the first wait_sync only: most attempts are never waited on from a
+        # thread, and a threading.Event (a Condition and its locks) costs 4-6 us.
+        self._thread_event: threading.Event | None = None
         self._loop = loop
         self._async_event = asyncio.Event() if loop is not None else None
 
     def set(self) -> None:
         """Set the flag and wake every waiter."""
-        self._thread_event.set()
+        with _THREAD_EVENTS:
+            self._set = True
+            thread_event = self._thread_event
+        if thread_event is not None:
+            thread_event.set()
         if self._async_event is None or self._loop is None:
             return
         try:
@@ -148,7 +155,7 @@ class _ActivityEvent:
 
     def is_set(self) -> bool:
         """Whether the flag is set."""
-        return self._thread_event.is_set()
+        return self._set
 
     async def wait(self) -> None:
         """Wait until set (async activities only)."""
@@ -158,7 +165,17 @@ class _ActivityEvent:
 
     def wait_sync(self, timeout: float | None = None) -> None:
         """Block until set or ``timeout`` seconds pass."""
-        self._thread_event.wait(timeout)
+        with _THREAD_EVENTS:
+            if self._set:
+                return
+            if self._thread_event is None:
+                self._thread_event = threading.Event()
+            thread_event = self._thread_event
+        thread_event.wait(timeout)
+
+
+_THREAD_EVENTS = threading.Lock()
+"""Orders ``_ActivityEvent.set`` against a ``wait_sync`` that makes the thread event."""
 
 
 _current: contextvars.ContextVar[_Context] = contextvars.ContextVar("cadenza_activity_context")

@@ -634,8 +634,11 @@ class ActivityWorker:
         ``("canceled", error)`` or ``("async", None)``."""
         task, context, definition = running.task, running.context, running.definition
         try:
-            heartbeat_details = await self._converter.decode(list(task["heartbeat_details"]))
-            context.info = dataclasses.replace(context.info, heartbeat_details=heartbeat_details)
+            if task["heartbeat_details"]:  # a retry after heartbeats: the last details
+                heartbeat_details = await self._converter.decode(list(task["heartbeat_details"]))
+                context.info = dataclasses.replace(
+                    context.info, heartbeat_details=heartbeat_details
+                )
             args = await self._decode_args(task, definition)
             _log.debug("Running %s", running.ids)
             if definition.is_async:

@@ -6,6 +6,7 @@ import asyncio
 import contextvars
 import logging
 import threading
+import time
 from collections.abc import Sequence
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -228,3 +229,30 @@ def test_logger_adds_activity_details(caplog: pytest.LogCaptureFixture) -> None:
     assert "'activity_type': 'greet'" in inside.getMessage()
     assert inside.cadenza_activity["workflow_id"] == "wf-1"  # type: ignore[attr-defined]
     assert inside.mine == 1  # type: ignore[attr-defined]
+
+
+def test_activity_event_wakes_thread_waiters_whenever_it_is_set() -> None:
+    early = _ActivityEvent()
+    early.set()
+    started = time.monotonic()
+    early.wait_sync(5)  # set before anyone waited: returns at once
+    assert early.is_set() and time.monotonic() - started < 1
+
+    late = _ActivityEvent()
+    late.wait_sync(0.05)  # nobody sets it: the timeout passes
+    assert not late.is_set()
+    woken: list[float] = []
+
+    def waiter() -> None:
+        late.wait_sync(5)
+        woken.append(time.monotonic())
+
+    threads = [threading.Thread(target=waiter) for _ in range(3)]
+    for thread in threads:
+        thread.start()
+    time.sleep(0.05)
+    set_at = time.monotonic()
+    late.set()
+    for thread in threads:
+        thread.join(5)
+    assert len(woken) == 3 and all(t - set_at < 1 for t in woken)
