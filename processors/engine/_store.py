@@ -59,6 +59,9 @@ class PartitionStore:
         """
         self.cache_runs = cache_runs
         self._cache: dict[str, tuple[dict[str, Any], Any]] = {}
+        self._offsets: dict[str, int] | None = None
+        """The offsets as last read or written: only this object writes the store, so
+        each write need not read and parse them again (3% of the engine's time)."""
         new = not (path / "CURRENT").exists()
         path.mkdir(parents=True, exist_ok=True)
         options = Options(raw_mode=True)
@@ -124,8 +127,10 @@ class PartitionStore:
 
     def offsets(self) -> dict[str, int]:
         """Next offsets (of commands, changelog, history) this store reflects."""
-        raw = self._db.get(_OFFSETS)
-        return {} if raw is None else dict(json.loads(bytes(raw)))
+        if self._offsets is None:
+            raw = self._db.get(_OFFSETS)
+            self._offsets = {} if raw is None else dict(json.loads(bytes(raw)))
+        return dict(self._offsets)
 
     # -- the state cache ----------------------------------------------------------------------
     #
@@ -155,7 +160,10 @@ class PartitionStore:
         if offsets is not None:
             merged = {**self.offsets(), **offsets}
             batch.put(_OFFSETS, json.dumps(merged).encode())
-        self._db.write(batch)
+            self._db.write(batch)
+            self._offsets = merged
+        else:
+            self._db.write(batch)
 
 
 def new_batch() -> WriteBatch:

@@ -85,6 +85,8 @@ class VisibilityStore:
         options.create_if_missing(True)
         self.path = path
         self._db = Rdict(str(path), options=options)
+        self._offsets: dict[int, int] | None = None
+        """The offsets as last read or written (only this object writes them)."""
 
     def close(self) -> None:
         self._db.close()
@@ -106,14 +108,18 @@ class VisibilityStore:
 
     def offsets(self) -> dict[int, int]:
         """Next offset of each ``history`` partition this store reflects."""
-        raw = self._db.get(_OFFSETS)
-        return {} if raw is None else {int(p): o for p, o in json.loads(bytes(raw)).items()}
+        if self._offsets is None:
+            raw = self._db.get(_OFFSETS)
+            loaded = {} if raw is None else json.loads(bytes(raw))
+            self._offsets = {int(p): o for p, o in loaded.items()}
+        return dict(self._offsets)
 
     def write(self, batch: WriteBatch, offsets: Mapping[int, int]) -> None:
         """Apply ``batch`` and, in the same write, the offsets it reflects."""
         merged = {**self.offsets(), **offsets}
         batch.put(_OFFSETS, json.dumps({str(p): o for p, o in merged.items()}).encode())
         self._db.write(batch)
+        self._offsets = merged
 
 
 class Fold:
