@@ -35,11 +35,19 @@ def main() -> None:
     settings = dataclasses.replace(
         Settings.from_env(), namespace=f"bench{uuid.uuid4().hex[:8]}", partitions=args.partitions
     )
-    TopicAdmin(settings).create(task_queues=["bench"])
+    admin = TopicAdmin(settings)
+    admin.create(task_queues=["bench"])
+    try:
+        _run(settings, args.count, args.partitions)
+    finally:
+        admin.delete_namespace()  # a one-node broker runs out of open files otherwise
+
+
+def _run(settings: Settings, count: int, partitions_count: int) -> None:
     producer = Producer({**settings.producer_config(), "linger.ms": 5})
     topic = commands_topic(settings)
     started = time.monotonic()
-    for i in range(args.count):
+    for i in range(count):
         command = {
             "command_id": str(uuid.uuid4()),
             "workflow_id": f"wf-{i}",
@@ -64,13 +72,13 @@ def main() -> None:
             except BufferError:
                 producer.poll(0.1)
     producer.flush()
-    print(f"produced {args.count} starts in {time.monotonic() - started:.1f}s", flush=True)
+    print(f"produced {count} starts in {time.monotonic() - started:.1f}s", flush=True)
 
     tune_gc()  # as `cadenza processors run` does
     engine = Engine(settings, data_dir=tempfile.mkdtemp())
     thread = threading.Thread(target=engine.run, daemon=True)
     probe = Consumer({**settings.kafka_config(), "group.id": consumer_group(settings, "engine")})
-    partitions = [TopicPartition(topic, p) for p in range(args.partitions)]
+    partitions = [TopicPartition(topic, p) for p in range(partitions_count)]
     thread.start()
     first = None
     while True:
@@ -79,7 +87,7 @@ def main() -> None:
         done = sum(max(tp.offset, 0) for tp in committed)
         if done and first is None:
             first = (time.monotonic(), done, _cpu_seconds())
-        if done >= args.count:
+        if done >= count:
             break
     elapsed = time.monotonic() - first[0]
     cpu = _cpu_seconds() - first[2]
@@ -88,10 +96,10 @@ def main() -> None:
     probe.close()
     rss = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
     print(
-        f"engine: {args.count - first[1]} starts in {elapsed:.1f}s = "
-        f"{(args.count - first[1]) / elapsed:,.0f} commands/s; peak RSS {rss:.0f} MiB; "
-        f"{cpu / (args.count - first[1]) * 1e6:.0f} CPU-us per command "
-        f"(= {(args.count - first[1]) / cpu:,.0f} commands per CPU-second)"
+        f"engine: {count - first[1]} starts in {elapsed:.1f}s = "
+        f"{(count - first[1]) / elapsed:,.0f} commands/s; peak RSS {rss:.0f} MiB; "
+        f"{cpu / (count - first[1]) * 1e6:.0f} CPU-us per command "
+        f"(= {(count - first[1]) / cpu:,.0f} commands per CPU-second)"
     )
 
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import dataclasses
 import datetime as dt
+import logging
 import shutil
 import tempfile
 import threading
@@ -17,6 +18,8 @@ from typing import Any
 from cadenza._settings import Settings
 from cadenza.client import Client
 from cadenza.converter import DataConverter
+
+_log = logging.getLogger("cadenza.testing")
 
 __all__ = ["WorkflowEnvironment"]
 
@@ -70,8 +73,10 @@ class WorkflowEnvironment:
         *,
         time_skipping: bool,
         visibility: tuple[Any, threading.Thread] | None = None,
+        own_namespace: bool = False,
     ) -> None:
         self.client = client
+        self._own_namespace = own_namespace
         self._engine = engine
         self._thread = thread
         self._visibility = visibility
@@ -149,6 +154,7 @@ class WorkflowEnvironment:
             data_dir,
             time_skipping=time_skipping,
             visibility=(projection, projection_thread),
+            own_namespace=namespace is None,
         )
 
     @property
@@ -188,9 +194,12 @@ class WorkflowEnvironment:
                 idle_since = None
 
     async def shutdown(self) -> None:
-        """Stop the engine, the visibility projection and the client.
+        """Stop the engine, the visibility projection and the client, and delete the
+        namespace's topics if the environment made the namespace up (none was given).
 
-        The namespace's topics stay (they are cheap).
+        A test suite starts many environments: their topics, left on a developer's
+        broker, would add up to thousands of partitions, and a one-node broker slows
+        down and then runs out of open files. A namespace passed in stays, to look at.
         """
         if self._skipper is not None:
             self._skipper.cancel()
@@ -201,6 +210,15 @@ class WorkflowEnvironment:
             await asyncio.to_thread(self._visibility[1].join, 30)
         await asyncio.to_thread(self._thread.join, 30)
         shutil.rmtree(self._data_dir, ignore_errors=True)
+        if self._own_namespace:
+            from cadenza.topics import TopicAdmin, TopicAdminError
+
+            try:
+                await asyncio.to_thread(TopicAdmin(self.client.settings).delete_namespace)
+            except TopicAdminError as exc:
+                _log.warning(
+                    "could not delete the test namespace %r: %s", self.client.namespace, exc
+                )
 
     async def __aenter__(self) -> WorkflowEnvironment:
         return self

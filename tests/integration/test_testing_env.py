@@ -3,10 +3,13 @@
 from __future__ import annotations
 
 import asyncio
+import dataclasses
+import uuid
 from datetime import timedelta
 
 from cadenza import Settings, workflow
 from cadenza.testing import WorkflowEnvironment
+from cadenza.topics import TopicAdmin, namespace_topics
 from cadenza.worker import Worker
 
 
@@ -55,3 +58,29 @@ def test_real_time_environment_does_not_skip(kafka_settings: Settings) -> None:
                 assert count.count == 1
 
     asyncio.run(asyncio.wait_for(main(), 60))
+
+
+def test_an_environment_deletes_the_namespace_it_made_up(kafka_settings: Settings) -> None:
+    """A suite starts many environments: each made-up namespace's topics go at shutdown,
+    a namespace given by name stays."""
+
+    def topics_of(namespace: str) -> list[str]:
+        return TopicAdmin(
+            dataclasses.replace(kafka_settings, namespace=namespace)
+        ).namespace_topic_names()
+
+    async def main() -> None:
+        async with await WorkflowEnvironment.start_local(settings=kafka_settings) as env:
+            made_up = env.client.namespace
+            # The catalog's topics (no task queue yet) exist while it runs.
+            assert len(topics_of(made_up)) == len(namespace_topics(kafka_settings))
+        assert topics_of(made_up) == []
+        named = f"keep-{uuid.uuid4().hex[:8]}"
+        async with await WorkflowEnvironment.start_local(settings=kafka_settings, namespace=named):
+            pass
+        try:
+            assert len(topics_of(named)) == len(namespace_topics(kafka_settings))
+        finally:
+            TopicAdmin(dataclasses.replace(kafka_settings, namespace=named)).delete_namespace()
+
+    asyncio.run(asyncio.wait_for(main(), 90))
