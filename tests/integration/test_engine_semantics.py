@@ -6,11 +6,12 @@ import itertools
 import time
 from pathlib import Path
 
-from confluent_kafka import Consumer, Producer
+from confluent_kafka import Consumer, Producer, TopicPartition
+from confluent_kafka.admin import AdminClient, NewTopic
 
 from cadenza import Settings, schemas
 from cadenza._murmur2 import partition_for
-from cadenza.topics import changelog_topic, commands_topic, dead_letters_topic
+from cadenza.topics import CHANGELOG, changelog_topic, commands_topic, dead_letters_topic
 
 from .engine_support import (
     PAYLOAD,
@@ -322,4 +323,45 @@ def test_stores_sharing_a_changelog_partition_restore_only_their_own_states(
         for partition, (states, events) in engine.restored.items():
             mine = sum(1 for p in where.values() if p == partition)
             assert states >= mine and events >= 3 * mine, (partition, states, events)
+    wire.close()
+
+
+def test_a_changelog_as_wide_as_commands_still_restores(settings: Settings, tmp_path: Path) -> None:
+    """Namespaces created before changelogs were narrowed have one changelog partition
+    per command partition: the engine reads the count the topic has and keeps p -> p."""
+    changelog = changelog_topic(settings, "engine-workflows")
+    admin = AdminClient(settings.kafka_config())
+    plan = CHANGELOG.plan(settings, "engine-workflows")
+    wide = NewTopic(changelog, num_partitions=settings.partitions, config=dict(plan.config))
+    admin.create_topics([wide])[changelog].result()
+    wire = Wire(settings, "q")  # the other topics, as the catalog has them
+    ids = [f"wide-{i}" for i in range(8)]
+    with running_engine(settings, str(tmp_path / "a")) as first:
+        for wid in ids:
+            _start(wire, wid)
+        home = first.home
+    probe = Consumer({**settings.kafka_config(), "group.id": f"{settings.namespace}.probe"})
+    try:
+        width = len(probe.list_topics(changelog, timeout=10).topics[changelog].partitions)
+        ends = {
+            p: probe.get_watermark_offsets(TopicPartition(changelog, p), 10)[1]
+            for p in range(width)
+        }
+    finally:
+        probe.close()
+    assert width == settings.partitions
+    # Each state went to its own store's partition.
+    for p in range(width):
+        mine = sum(1 for wid in ids if partition_for(wid.encode(), settings.partitions) == p)
+        assert (ends[p] > 0) == (mine > 0), (p, ends)
+    fresh = tmp_path / "b" / "engine" / settings.namespace
+    fresh.mkdir(parents=True)
+    (fresh / "instance-id").write_text((home / "instance-id").read_text())
+    with running_engine(settings, str(tmp_path / "b")) as engine:
+        for wid in ids:
+            request = wire.send(wid, ("cadenza.command.DescribeWorkflow", {}), reply=True)
+            assert wire.reply(request)["body"][1]["status"] == "RUNNING", wid
+        for wid in ids:
+            holders = [p for p, store in engine.stores.items() if store.state(wid) is not None]
+            assert holders == [partition_for(wid.encode(), settings.partitions)], wid
     wire.close()
