@@ -42,7 +42,6 @@ from cadenza._settings import Settings
 from cadenza.topics import (
     TopicAdmin,
     activity_tasks_topic,
-    changelog_partition,
     changelog_topic,
     commands_topic,
     consumer_group,
@@ -55,7 +54,15 @@ from cadenza.topics import (
 from .._runtime import tune_gc
 from ._apply import Event, State
 from ._decide import decide
-from ._store import PartitionStore, history_key, new_batch, run_key, state_key
+from ._store import (
+    ChangelogTarget,
+    PartitionStore,
+    changelog_targets,
+    history_key,
+    new_batch,
+    run_key,
+    state_key,
+)
 from ._timers import Due, due_prefix_end, due_prefix_start, index_key, parse_index_key, timers_of
 
 __all__ = ["Engine"]
@@ -64,9 +71,6 @@ _log = logging.getLogger("cadenza.engine")
 
 STATE = "cadenza.state.WorkflowState"
 ENGINE_STORE = "engine-workflows"
-STORE_HEADER = "store-partition"
-"""Header of a changelog record: the store partition it belongs to (decimal), where the
-changelog has fewer partitions than ``commands``."""
 _TIMERS_PER_PASS = 1000
 _BUSY = 20
 _NO_TIMERS = 2**63 - 1
@@ -301,7 +305,7 @@ class Engine:
         self.replies = replies_topic(settings)
         self.dead_letters = dead_letters_topic(settings)
         self.changelog = changelog_topic(settings, ENGINE_STORE)
-        self._changelog_targets: dict[int, tuple[int, list[tuple[str, bytes]] | None]] = {}
+        self._changelog_targets: dict[int, ChangelogTarget] = {}
         """Store partition -> its changelog partition and the records' headers, from the
         topics' partition counts (read at the first assignment)."""
         self.stores: dict[int, PartitionStore] = {}
@@ -372,31 +376,11 @@ class Engine:
 
     # -- output helpers -----------------------------------------------------------------------
 
-    def changelog_target(self, partition: int) -> tuple[int, list[tuple[str, bytes]] | None]:
+    def changelog_target(self, partition: int) -> ChangelogTarget:
         """The changelog partition store ``partition`` writes to, and the headers its
         records carry: where the changelog is narrower than ``commands``, several stores
         share a partition and each record names its store (header ``store-partition``)."""
         return self._changelog_targets[partition]
-
-    def _learn_changelog_layout(self) -> None:
-        """Map store partitions to changelog partitions, from the counts the topics have
-        (a namespace created before changelogs were narrowed has as many as commands)."""
-        if self._changelog_targets:
-            return
-        counts = {}
-        for topic in (self.commands, self.changelog):
-            metadata = self.consumer.list_topics(topic, timeout=10).topics.get(topic)
-            if metadata is None or metadata.error is not None or not metadata.partitions:
-                reason = "missing" if metadata is None else metadata.error or "no partitions"
-                raise RuntimeError(
-                    f"cannot read the partitions of {topic} ({reason}): run "
-                    f"`cadenza topics create --namespace {self.settings.namespace}`"
-                )
-            counts[topic] = len(metadata.partitions)
-        partitions, changelog = counts[self.commands], counts[self.changelog]
-        for p in range(partitions):
-            headers = None if changelog == partitions else [(STORE_HEADER, str(p).encode())]
-            self._changelog_targets[p] = (changelog_partition(p, partitions, changelog), headers)
 
     def task_topic(self, name_of: Callable[[Settings, str], str], queue: str) -> str:
         topic = self._task_topics.get((name_of, queue))
@@ -741,7 +725,10 @@ class Engine:
 
     def _on_assign(self, consumer: Consumer, partitions: list[TopicPartition]) -> None:
         started = time.monotonic()
-        self._learn_changelog_layout()
+        if not self._changelog_targets:  # the counts are fixed: read them once
+            self._changelog_targets = changelog_targets(
+                self.consumer, self.commands, self.changelog, self.settings.namespace
+            )
         opened = {
             tp.partition: PartitionStore(
                 self.home / f"p{tp.partition:04d}",

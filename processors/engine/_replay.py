@@ -40,10 +40,10 @@ from rocksdict import WriteBatch
 
 from cadenza import schemas
 from cadenza._settings import Settings
-from cadenza.topics import changelog_partition, changelog_topic, history_topic
+from cadenza.topics import changelog_topic, history_topic
 
 from ._apply import Event, State, apply, new_state
-from ._store import PartitionStore, history_key, new_batch, run_key, state_key
+from ._store import PartitionStore, changelog_targets, history_key, new_batch, run_key, state_key
 from ._timers import index_key, timers_of
 
 __all__ = ["RebuildReport", "rebuild", "scheduling_fields"]
@@ -245,16 +245,9 @@ def _rebuild_share(job: _Job, share: int, shares: int) -> dict[int, _Counts]:
                 f"({settings.namespace!r})?"
             )
         mine = sorted(metadata.partitions)[share::shares]
-        # Store partition p's changelog records are in changelog partition
-        # changelog_partition(p, ...), shared with its neighbours.
-        shared = consumer.list_topics(changelog, timeout=10).topics[changelog]
-        if shared.error is not None or not shared.partitions:
-            raise RuntimeError(
-                f"cannot read {changelog}: {shared.error or 'no partitions'}; run "
-                f"`cadenza topics create --namespace {settings.namespace}`"
-            )
-        width = len(shared.partitions)
-        target = {p: changelog_partition(p, len(metadata.partitions), width) for p in mine}
+        # Store partition p's changelog records may share a partition with its neighbours'.
+        targets = changelog_targets(consumer, topic, changelog, settings.namespace)
+        target = {p: targets[p][0] for p in mine}
         ends = _ends(
             consumer,
             [TopicPartition(topic, p) for p in mine]

@@ -20,9 +20,11 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
+from confluent_kafka import Consumer
 from rocksdict import Options, Rdict, WriteBatch, WriteOptions
 
 from cadenza import schemas
+from cadenza.topics import changelog_partition
 
 _EVENT_ID = struct.Struct(">Q")
 _OFFSETS = b"m\x00offsets"
@@ -164,6 +166,45 @@ class PartitionStore:
             self._offsets = merged
         else:
             self._db.write(batch)
+
+
+STORE_HEADER = "store-partition"
+"""Header of a changelog record: the store partition it belongs to (decimal), where the
+changelog has fewer partitions than ``commands``."""
+
+ChangelogTarget = tuple[int, list[tuple[str, bytes]] | None]
+"""A store partition's changelog partition, and the headers its records carry."""
+
+
+def changelog_targets(
+    consumer: Consumer, commands: str, changelog: str, namespace: str
+) -> dict[int, ChangelogTarget]:
+    """Where each store partition's changelog records go, from the partition counts the
+    topics have: a namespace created before changelogs were narrowed has as many
+    changelog partitions as ``commands`` (p -> p, no header); a newer one a quarter, so
+    several stores share a partition and each record names its store.
+
+    Raises:
+        RuntimeError: a topic is missing or has no partitions.
+    """
+    counts = {}
+    for topic in (commands, changelog):
+        metadata = consumer.list_topics(topic, timeout=10).topics.get(topic)
+        if metadata is None or metadata.error is not None or not metadata.partitions:
+            reason = "missing" if metadata is None else metadata.error or "no partitions"
+            raise RuntimeError(
+                f"cannot read the partitions of {topic} ({reason}): run "
+                f"`cadenza topics create --namespace {namespace}`"
+            )
+        counts[topic] = len(metadata.partitions)
+    partitions, width = counts[commands], counts[changelog]
+    return {
+        p: (
+            changelog_partition(p, partitions, width),
+            None if width == partitions else [(STORE_HEADER, str(p).encode())],
+        )
+        for p in range(partitions)
+    }
 
 
 def new_batch() -> WriteBatch:
