@@ -11,6 +11,7 @@ from confluent_kafka.admin import AdminClient, NewTopic
 
 from cadenza import Settings, schemas
 from cadenza._murmur2 import partition_for
+from cadenza.processors.engine import Engine
 from cadenza.topics import CHANGELOG, changelog_topic, commands_topic, dead_letters_topic
 
 from .engine_support import (
@@ -265,12 +266,7 @@ def test_an_empty_data_dir_restores_from_changelog_and_history(
     with running_engine(settings, str(tmp_path / "a")) as first:
         run_id, task = _start(wire, "moved")
         home = first.home
-    # A new machine with the old one's identity: the group hands it the partitions at
-    # once (static membership), with no store for any of them.
-    fresh = tmp_path / "b" / "engine" / settings.namespace
-    fresh.mkdir(parents=True)
-    (fresh / "instance-id").write_text((home / "instance-id").read_text())
-    with running_engine(settings, str(tmp_path / "b")) as engine:
+    with running_engine(settings, _new_machine(settings, tmp_path / "b", home)) as engine:
         wire.send(
             "moved",
             complete_task(
@@ -295,13 +291,7 @@ def test_stores_sharing_a_changelog_partition_restore_only_their_own_states(
     record naming its store: a store restored from nothing takes its own states and
     none of its neighbours'."""
     wire = Wire(settings, "q")  # creates the namespace's topics
-    changelog = changelog_topic(settings, "engine-workflows")
-    probe = Consumer({**settings.kafka_config(), "group.id": f"{settings.namespace}.probe"})
-    try:
-        width = len(probe.list_topics(changelog, timeout=10).topics[changelog].partitions)
-    finally:
-        probe.close()
-    assert (settings.partitions, width) == (4, 1)
+    assert (settings.partitions, len(_changelog_ends(settings))) == (4, 1)
     ids = [f"shared-{i}" for i in range(12)]
     where = {wid: partition_for(wid.encode(), settings.partitions) for wid in ids}
     assert len(set(where.values())) == settings.partitions  # every store has some
@@ -309,16 +299,8 @@ def test_stores_sharing_a_changelog_partition_restore_only_their_own_states(
         for wid in ids:
             _start(wire, wid)
         home = first.home
-    fresh = tmp_path / "b" / "engine" / settings.namespace
-    fresh.mkdir(parents=True)
-    (fresh / "instance-id").write_text((home / "instance-id").read_text())
-    with running_engine(settings, str(tmp_path / "b")) as engine:
-        for wid in ids:
-            request = wire.send(wid, ("cadenza.command.DescribeWorkflow", {}), reply=True)
-            assert wire.reply(request)["body"][1]["status"] == "RUNNING", wid
-        for wid, partition in where.items():
-            holders = [p for p, store in engine.stores.items() if store.state(wid) is not None]
-            assert holders == [partition], (wid, holders)
+    with running_engine(settings, _new_machine(settings, tmp_path / "b", home)) as engine:
+        _assert_running_in_their_own_stores(wire, engine, where)
         # Each store took at least its own runs' states from the shared partition.
         for partition, (states, events) in engine.restored.items():
             mine = sum(1 for p in where.values() if p == partition)
@@ -336,32 +318,50 @@ def test_a_changelog_as_wide_as_commands_still_restores(settings: Settings, tmp_
     admin.create_topics([wide])[changelog].result()
     wire = Wire(settings, "q")  # the other topics, as the catalog has them
     ids = [f"wide-{i}" for i in range(8)]
+    where = {wid: partition_for(wid.encode(), settings.partitions) for wid in ids}
     with running_engine(settings, str(tmp_path / "a")) as first:
         for wid in ids:
             _start(wire, wid)
         home = first.home
+    ends = _changelog_ends(settings)
+    assert len(ends) == settings.partitions
+    # Each state went to its own store's partition.
+    for p, end in ends.items():
+        mine = sum(1 for q in where.values() if q == p)
+        assert (end > 0) == (mine > 0), (p, ends)
+    with running_engine(settings, _new_machine(settings, tmp_path / "b", home)) as engine:
+        _assert_running_in_their_own_stores(wire, engine, where)
+    wire.close()
+
+
+def _new_machine(settings: Settings, data_dir: Path, home: Path) -> str:
+    """A data dir for a new machine with the old one's identity: the group hands it the
+    partitions at once (static membership), with no store for any of them."""
+    fresh = data_dir / "engine" / settings.namespace
+    fresh.mkdir(parents=True)
+    (fresh / "instance-id").write_text((home / "instance-id").read_text())
+    return str(data_dir)
+
+
+def _changelog_ends(settings: Settings) -> dict[int, int]:
+    """The end offset of each partition of the engine's changelog."""
+    changelog = changelog_topic(settings, "engine-workflows")
     probe = Consumer({**settings.kafka_config(), "group.id": f"{settings.namespace}.probe"})
     try:
         width = len(probe.list_topics(changelog, timeout=10).topics[changelog].partitions)
-        ends = {
+        return {
             p: probe.get_watermark_offsets(TopicPartition(changelog, p), 10)[1]
             for p in range(width)
         }
     finally:
         probe.close()
-    assert width == settings.partitions
-    # Each state went to its own store's partition.
-    for p in range(width):
-        mine = sum(1 for wid in ids if partition_for(wid.encode(), settings.partitions) == p)
-        assert (ends[p] > 0) == (mine > 0), (p, ends)
-    fresh = tmp_path / "b" / "engine" / settings.namespace
-    fresh.mkdir(parents=True)
-    (fresh / "instance-id").write_text((home / "instance-id").read_text())
-    with running_engine(settings, str(tmp_path / "b")) as engine:
-        for wid in ids:
-            request = wire.send(wid, ("cadenza.command.DescribeWorkflow", {}), reply=True)
-            assert wire.reply(request)["body"][1]["status"] == "RUNNING", wid
-        for wid in ids:
-            holders = [p for p, store in engine.stores.items() if store.state(wid) is not None]
-            assert holders == [partition_for(wid.encode(), settings.partitions)], wid
-    wire.close()
+
+
+def _assert_running_in_their_own_stores(wire: Wire, engine: Engine, where: dict[str, int]) -> None:
+    """Each run answers RUNNING, and its state is in the store of its partition only."""
+    for wid in where:
+        request = wire.send(wid, ("cadenza.command.DescribeWorkflow", {}), reply=True)
+        assert wire.reply(request)["body"][1]["status"] == "RUNNING", wid
+    for wid, partition in where.items():
+        holders = [p for p, store in engine.stores.items() if store.state(wid) is not None]
+        assert holders == [partition], (wid, holders)
