@@ -24,6 +24,7 @@ from collections.abc import Awaitable, Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
+from json.encoder import encode_basestring_ascii as _json_str
 from typing import Any
 
 from .. import schemas
@@ -83,16 +84,16 @@ class TaskToken:
     attempt: int
 
     def encode(self) -> bytes:
-        """The token bytes: compact JSON with the fields above and a version."""
-        data = {
-            "v": 1,
-            "workflow_id": self.workflow_id,
-            "run_id": self.run_id,
-            "activity_id": self.activity_id,
-            "scheduled_event_id": self.scheduled_event_id,
-            "attempt": self.attempt,
-        }
-        return json.dumps(data, separators=(",", ":"), sort_keys=True).encode()
+        """The token bytes: compact JSON with the fields above and a version, keys
+        sorted (what ``json.dumps(..., separators=(",", ":"), sort_keys=True)`` gives;
+        written out because a ``json.dumps`` with options was 3% of a busy worker's
+        time: one token per activity attempt)."""
+        return (
+            f'{{"activity_id":{_json_str(self.activity_id)},"attempt":{self.attempt:d},'
+            f'"run_id":{_json_str(self.run_id)},'
+            f'"scheduled_event_id":{self.scheduled_event_id:d},"v":1,'
+            f'"workflow_id":{_json_str(self.workflow_id)}}}'
+        ).encode()
 
     @staticmethod
     def decode(token: bytes) -> TaskToken:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import concurrent.futures
 import dataclasses
+import json
 import threading
 import time
 from collections.abc import Sequence
@@ -325,6 +326,18 @@ def test_task_token_round_trip() -> None:
     assert TaskToken.decode(token.encode()) == token
     with pytest.raises(ValueError, match="Not a Cadenza activity task token"):
         TaskToken.decode(b"garbage")
+
+
+@pytest.mark.parametrize(
+    "text", ["plain", 'quote " and \\ backslash', "new\nline\ttab", "ünïcödé ☃ 𝄞", ""]
+)
+def test_task_token_bytes_are_sorted_compact_json(text: str) -> None:
+    # Tokens made before the encoder was written out (json.dumps) must stay equal, byte
+    # for byte: a token handed out earlier still names its attempt.
+    token = TaskToken(text, f"run {text}", f"act {text}", 12345678901, 3)
+    fields = dataclasses.asdict(token) | {"v": 1}
+    assert token.encode() == json.dumps(fields, separators=(",", ":"), sort_keys=True).encode()
+    assert TaskToken.decode(token.encode()) == token
 
 
 def test_cancelled_error_details_are_reported() -> None:
