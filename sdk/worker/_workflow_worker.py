@@ -22,7 +22,6 @@ import asyncio
 import concurrent.futures
 import logging
 import time
-import weakref
 from collections import OrderedDict, deque
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -195,8 +194,6 @@ class WorkflowWorker:
         self._queues: dict[str, deque[tuple[Record | None, dict[str, Any] | _FollowUp]]] = {}
         self._drainers: dict[str, asyncio.Task[None]] = {}
         self._stopping = False
-        # Instances whose code overran the deadlock timeout: their thread still runs them.
-        self._abandoned: weakref.WeakSet[WorkflowInstance] = weakref.WeakSet()
         self._resets: set[asyncio.Future[None]] = set()
         self._watched: dict[asyncio.Future[Any], tuple[list[float], float]] = {}
         """Activations running workflow code: when a thread took each, and its timeout."""
@@ -215,11 +212,6 @@ class WorkflowWorker:
         self.continued = 0
         """Workflow tasks this worker ran right after an eager activity and sent with its
         result (see ``_continuation``)."""
-        self._ran_ahead: weakref.WeakKeyDictionary[WorkflowInstance, int] = (
-            weakref.WeakKeyDictionary()
-        )
-        """Instances that ran a continuation the engine has not confirmed yet, with the
-        last event id they assumed: until a task shows that the engine recorded it."""
 
     @property
     def cache(self) -> WorkflowCache[WorkflowInstance]:
@@ -397,8 +389,8 @@ class WorkflowWorker:
         updates: list[dict[str, Any]] = await decode_in(list(task["updates"]), self._codec)
         full_history = int(task["history_from_event_id"]) <= 1
         instance = self._cache.take(run_id)
-        if instance is not None and instance in self._ran_ahead:
-            assumed = self._ran_ahead.pop(instance)
+        if instance is not None and instance.ran_ahead_to is not None:
+            assumed, instance.ran_ahead_to = instance.ran_ahead_to, None
             if int(task["history_from_event_id"]) <= assumed:
                 # The task repeats events the instance assumed when it ran a
                 # continuation: the engine did not take it (something else happened
@@ -537,7 +529,7 @@ class WorkflowWorker:
             self._stopping
             or instance is None
             or instance.history_length != int(task["started_event_id"])
-            or instance in self._abandoned
+            or instance.abandoned
         ):
             return None
         self._cache.take(run_id)
@@ -579,7 +571,7 @@ class WorkflowWorker:
                 "sticky": kept,
             },
         }
-        self._ran_ahead[instance] = started
+        instance.ran_ahead_to = started
         next_task = {**task, "scheduled_event_id": started - 1, "started_event_id": started}
 
         def sent() -> None:
@@ -630,7 +622,7 @@ class WorkflowWorker:
         worker would send back with STICKY_CACHE_MISS: a round trip saved where it
         costs most, when a run wakes up, and no deadline spent on the way.
         """
-        if result.completed or instance in self._abandoned:
+        if result.completed or instance.abandoned:
             return False
         return self._cache_put(instance)
 
@@ -724,7 +716,7 @@ class WorkflowWorker:
             finally:
                 del self._watched[future]
         # The thread cannot be stopped; the instance is abandoned to it.
-        self._abandoned.add(instance)
+        instance.abandoned = True
         self._cache.drop(instance.run_id)
         raise _Deadlock(
             RuntimeError(
@@ -808,11 +800,7 @@ class WorkflowWorker:
         try:
             await self._answer_query(task, instance)
         finally:
-            if (
-                instance is not None
-                and instance not in self._abandoned
-                and run_id not in self._cache
-            ):
+            if instance is not None and not instance.abandoned and run_id not in self._cache:
                 self._cache_put(instance)
 
     async def _answer_query(self, task: Mapping[str, Any], cached: WorkflowInstance | None) -> None:

@@ -241,6 +241,15 @@ class WorkflowInstance(_Appliers, _Inbound, _Outbound, _Runtime):
         self._search_untyped: dict[str, Any] = {k: v for k, v in untyped.items() if v is not None}
         self._search_typed = TypedSearchAttributes([p for p in typed if p.value is not None])
 
+        # The worker's marks (plain attributes: a weak set beside the cache cost a weak
+        # reference per look-up, several per workflow task).
+        self.abandoned = False
+        """Set by the worker when this instance's code overran the deadlock timeout: its
+        thread still runs it, so it must never be activated again."""
+        self.ran_ahead_to: int | None = None
+        """Set by the worker when this instance ran a continuation the engine has not
+        confirmed yet: the last event id it assumed."""
+
     # ------------------------------------------------------------------
     # The worker's API.
 

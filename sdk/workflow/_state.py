@@ -100,6 +100,8 @@ class _State:
         "_updates_seen",
         "_workflow_id",
         "_workflow_start_ms",
+        "abandoned",
+        "ran_ahead_to",
     )
 
     _definition: _Definition

@@ -280,9 +280,23 @@ class NotedStepsWorkflow:
         return [first, *known]
 
 
+@workflow.defn
+class NotedThenWaitsWorkflow(NotedStepsWorkflow):
+    """Like ``NotedStepsWorkflow``, but it waits for a note after the gated activity
+    instead of running another one: the instance that ran ahead stays cached."""
+
+    @workflow.run
+    async def run(self) -> list[str]:
+        first = await workflow.execute_activity(gated, start_to_close_timeout=timedelta(seconds=30))
+        known = list(self.notes)
+        await workflow.wait_condition(lambda: bool(self.notes))
+        return [first, *known]
+
+
 WORKFLOWS = [
     StepsWorkflow,
     NotedStepsWorkflow,
+    NotedThenWaitsWorkflow,
     RetryWorkflow,
     StartToCloseWorkflow,
     ScheduleToCloseWorkflow,
@@ -546,13 +560,16 @@ def test_the_worker_continues_the_workflow_after_each_eager_activity(
     assert replayed.replay_failure is None
 
 
+@pytest.mark.parametrize("noted", [NotedStepsWorkflow, NotedThenWaitsWorkflow])
 def test_a_continuation_behind_a_signal_is_not_taken_and_the_worker_replays(
-    settings: Settings, tmp_path: Path
+    settings: Settings, tmp_path: Path, noted: type[NotedStepsWorkflow]
 ) -> None:
     """The signal reaches the engine after the activity was scheduled and before the
     worker's continuation (the engine is stopped meanwhile to make sure of the order).
     The continuation assumed no signal: the engine records the outcome alone, and the
-    worker, whose instance ran ahead, replays and sees the signal before the result."""
+    worker, whose instance ran ahead, replays and sees the signal before the result.
+    (``NotedThenWaitsWorkflow``'s instance is still cached when the engine's task
+    comes: only the worker's note that it ran ahead keeps it from being used.)"""
     TopicAdmin(settings).create(task_queues=[QUEUE])
     data_dir = str(tmp_path / "engine")
 
@@ -566,15 +583,11 @@ def test_a_continuation_behind_a_signal_is_not_taken_and_the_worker_replays(
             ) as running:
                 wf = running._workflow_worker
                 assert wf is not None
-                handle = await client.start_workflow(
-                    NotedStepsWorkflow.run, id="noted", task_queue=QUEUE
-                )
+                handle = await client.start_workflow(noted.run, id="noted", task_queue=QUEUE)
                 await wait_until(lambda: "noted" in GATES, timeout=10, what="the activity")
                 await asyncio.to_thread(engine.close)
                 signal = asyncio.create_task(
-                    handle.signal(
-                        NotedStepsWorkflow.note, "hello", rpc_timeout=timedelta(seconds=40)
-                    )
+                    handle.signal(noted.note, "hello", rpc_timeout=timedelta(seconds=40))
                 )
                 await asyncio.sleep(1.0)  # the signal is on the partition first
                 GATES["noted"].set()

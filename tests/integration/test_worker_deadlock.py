@@ -19,6 +19,7 @@ import pytest
 
 from cadenza import Settings, workflow
 from cadenza.client import Client
+from cadenza.exceptions import WorkflowQueryFailedError
 from cadenza.worker import Worker, _workflow_worker
 
 from .sdk_support import attributes, event_name, event_names, run_scenario
@@ -163,3 +164,56 @@ def test_a_real_deadlock_is_recorded_and_the_task_retried(
         "WorkflowTaskCompleted",
     ], names
     assert names[-1] == "WorkflowExecutionCompleted"
+
+
+@workflow.defn
+class QueriedWhileWaiting:
+    """Waits for a signal; its ``stuck`` query blocks (a blocking call in a handler)."""
+
+    def __init__(self) -> None:
+        self._finish = False
+
+    @workflow.run
+    async def run(self) -> str:
+        await workflow.wait_condition(lambda: self._finish)
+        return "finished"
+
+    @workflow.signal
+    def finish(self) -> None:
+        self._finish = True
+
+    @workflow.query
+    def state(self) -> str:
+        return "finished" if self._finish else "waiting"
+
+    @workflow.query
+    def stuck(self) -> str:
+        time.sleep(3 * TIMEOUT)  # blocking: not allowed in workflow code
+        return "never seen"
+
+
+def test_a_query_that_deadlocks_gives_up_its_instance(settings: Settings, tmp_path: Path) -> None:
+    """The thread stuck in the query still holds the cached instance: the worker must
+    not put that instance back, and the run's next task and query replay a new one."""
+
+    async def scenario(client: Client) -> tuple[str, str, str]:
+        async with Worker(client, task_queue=QUEUE, workflows=[QueriedWhileWaiting]) as running:
+            wf = running._workflow_worker
+            assert wf is not None
+            handle = await client.start_workflow(
+                QueriedWhileWaiting.run, id="queried", task_queue=QUEUE
+            )
+            assert await handle.query(QueriedWhileWaiting.state) == "waiting"
+            run_id = handle.result_run_id
+            assert run_id is not None and run_id in wf.cache
+            with pytest.raises(WorkflowQueryFailedError) as failed:
+                await handle.query(QueriedWhileWaiting.stuck)
+            assert run_id not in wf.cache, "the abandoned instance went back to the cache"
+            # Answered by a new instance while the stuck thread still sleeps.
+            waiting = await handle.query(QueriedWhileWaiting.state)
+            await handle.signal(QueriedWhileWaiting.finish)
+            return str(failed.value), waiting, await handle.result()
+
+    message, waiting, result = run_scenario(settings, tmp_path, scenario, task_queues=[QUEUE])
+    assert "[TMPRL1101] Potential deadlock detected" in message, message
+    assert (waiting, result) == ("waiting", "finished")
