@@ -5,6 +5,8 @@ from __future__ import annotations
 import asyncio
 import dataclasses
 import json
+import sys
+import types
 import uuid
 import zlib
 from collections.abc import Sequence
@@ -194,6 +196,37 @@ def test_conversion_errors_name_the_problem() -> None:
         CONVERTER.from_payload({"metadata": {"encoding": b"binary/zstd"}, "data": b""})
     with pytest.raises(RuntimeError, match="Invalid JSON"):
         CONVERTER.from_payload({"metadata": {"encoding": b"json/plain"}, "data": b"{oops"})
+
+
+def test_scalars_keep_json_semantics_on_the_fast_path() -> None:
+    def from_json(text: str, hint: Any) -> Any:
+        return CONVERTER.from_payload(
+            {"metadata": {"encoding": b"json/plain"}, "data": text.encode()}, hint
+        )
+
+    assert from_json('"x"', str) == "x" and from_json("3", int) == 3
+    assert from_json("true", bool) is True
+    assert type(from_json("2", float)) is float and from_json("2", float) == 2.0
+    assert type(from_json("2.0", int)) is int
+    for text, hint in [("1", bool), ("true", int), ("true", float), ("1", str), ('"1"', int)]:
+        with pytest.raises(TypeError, match="Expected"):
+            from_json(text, hint)
+
+
+def test_a_dataclass_whose_hints_resolve_later_converts_once_they_do(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    # Field hints are cached per class, but a failed resolution is not: the class
+    # converts as soon as the name it refers to exists in its module.
+    module = types.ModuleType("cadenza_test_later")
+    monkeypatch.setitem(sys.modules, module.__name__, module)
+    code = "from __future__ import annotations\nimport dataclasses\n"
+    exec(code + "@dataclasses.dataclass\nclass Later:\n    part: Part\n", module.__dict__)
+    payload = CONVERTER.to_payload({"part": {"name": "p"}})
+    with pytest.raises(NameError, match="Part"):
+        CONVERTER.from_payload(payload, module.Later)
+    exec(code + "@dataclasses.dataclass\nclass Part:\n    name: str\n", module.__dict__)
+    assert CONVERTER.from_payload(payload, module.Later) == module.Later(module.Part("p"))
 
 
 def test_unknown_fields_are_ignored_for_forward_compatibility() -> None:
