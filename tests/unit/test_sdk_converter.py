@@ -268,6 +268,25 @@ def test_custom_json_type_converter_runs_first() -> None:
     assert value_to_type(list[Money], [1, 2], [MoneyConverter()])[1].cents == 2
 
 
+def test_a_custom_encoder_class_encodes_every_value() -> None:
+    class Money:
+        def __init__(self, cents: int) -> None:
+            self.cents = cents
+
+    class MoneyEncoder(json.JSONEncoder):
+        def default(self, o: Any) -> Any:
+            return {"cents": o.cents} if isinstance(o, Money) else super().default(o)
+
+    converter = JSONPlainPayloadConverter(encoder=MoneyEncoder)
+    for cents in (1, 250):
+        payload = converter.to_payload({"z": Money(cents), "a": "é"})
+        assert payload is not None
+        assert payload["data"] == b'{"a":"\\u00e9","z":{"cents":%d}}' % cents
+        assert payload["metadata"] == {"encoding": b"json/plain"}
+    with pytest.raises(TypeError, match="not JSON serializable"):
+        converter.to_payload(object())
+
+
 class ZlibCodec(PayloadCodec):
     """Compresses payload data; keeps the original encoding in the metadata."""
 
