@@ -583,14 +583,16 @@ def test_a_continuation_behind_a_signal_is_not_taken_and_the_worker_replays(
             ) as running:
                 wf = running._workflow_worker
                 assert wf is not None
-                handle = await client.start_workflow(noted.run, id="noted", task_queue=QUEUE)
-                await wait_until(lambda: "noted" in GATES, timeout=10, what="the activity")
+                # An id of its own per workflow class: GATES outlives the test.
+                wid = f"noted-{noted.__name__}"
+                handle = await client.start_workflow(noted.run, id=wid, task_queue=QUEUE)
+                await wait_until(lambda: wid in GATES, timeout=10, what="the activity")
                 await asyncio.to_thread(engine.close)
                 signal = asyncio.create_task(
                     handle.signal(noted.note, "hello", rpc_timeout=timedelta(seconds=40))
                 )
                 await asyncio.sleep(1.0)  # the signal is on the partition first
-                GATES["noted"].set()
+                GATES[wid].set()
                 await wait_until(lambda: wf.continued >= 1, timeout=10, what="the continuation")
                 engine.enter_context(running_engine(settings, data_dir))
                 await signal
