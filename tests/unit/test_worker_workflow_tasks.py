@@ -275,3 +275,39 @@ def test_a_redelivered_task_is_not_answered_twice() -> None:
     task = workflow_task(first_history("GreetingWorkflow", "Ada"))
     run(worker, task, task)
     assert len(client.transport.commands) == 1
+
+
+def _events(*kinds: str, first_id: int = 1) -> list[dict[str, Any]]:
+    return [
+        {"event_id": first_id + n, "attributes": (f"cadenza.history.{kind}", {})}
+        for n, kind in enumerate(kinds)
+    ]
+
+
+@pytest.mark.parametrize(
+    ("kinds", "seen", "answer"),
+    [
+        # The instance saw events 1-3 (its task's WorkflowTaskStarted is event 3).
+        (["WorkflowTaskCompleted"], 3, True),
+        (["WorkflowTaskCompleted", "TimerStarted", "ActivityTaskScheduled"], 3, True),
+        ([], 3, True),  # nothing new
+        (["WorkflowTaskCompleted", "WorkflowExecutionSignaled"], 3, False),
+        (["WorkflowTaskCompleted", "TimerStarted", "WorkflowTaskScheduled"], 3, False),
+        (["TimerStarted"], 3, False),  # not after this instance's completion
+        (["WorkflowTaskFailed"], 3, False),
+    ],
+)
+def test_a_query_reads_the_cached_instance_only_after_its_own_completion(
+    kinds: list[str], seen: int, answer: bool
+) -> None:
+    start = ["WorkflowExecutionStarted", "WorkflowTaskScheduled", "WorkflowTaskStarted"]
+    history = _events(*start, *kinds)
+    assert _workflow_worker._only_its_own_completion(history, seen) is answer
+
+
+def test_a_query_replays_when_the_history_does_not_reach_back_to_the_instance() -> None:
+    history = _events("WorkflowTaskCompleted", "TimerStarted", first_id=10)
+    assert _workflow_worker._only_its_own_completion(history, 3) is False
+    # An instance ahead of the history (it ran a continuation): its state is newer.
+    assert _workflow_worker._only_its_own_completion(history, 11) is True
+    assert _workflow_worker._only_its_own_completion(history, 20) is True
