@@ -277,7 +277,7 @@ def test_a_redelivered_task_is_not_answered_twice() -> None:
     assert len(client.transport.commands) == 1
 
 
-def _events(*kinds: str, first_id: int = 1) -> list[dict[str, Any]]:
+def _kind_events(*kinds: str, first_id: int = 1) -> list[dict[str, Any]]:
     return [
         {"event_id": first_id + n, "attributes": (f"cadenza.history.{kind}", {})}
         for n, kind in enumerate(kinds)
@@ -301,12 +301,12 @@ def test_a_query_reads_the_cached_instance_only_after_its_own_completion(
     kinds: list[str], seen: int, answer: bool
 ) -> None:
     start = ["WorkflowExecutionStarted", "WorkflowTaskScheduled", "WorkflowTaskStarted"]
-    history = _events(*start, *kinds)
+    history = _kind_events(*start, *kinds)
     assert _workflow_worker._only_its_own_completion(history, seen) is answer
 
 
 def test_a_query_replays_when_the_history_does_not_reach_back_to_the_instance() -> None:
-    history = _events("WorkflowTaskCompleted", "TimerStarted", first_id=10)
+    history = _kind_events("WorkflowTaskCompleted", "TimerStarted", first_id=10)
     assert _workflow_worker._only_its_own_completion(history, 3) is False
     # An instance ahead of the history (it ran a continuation): its state is newer.
     assert _workflow_worker._only_its_own_completion(history, 11) is True
