@@ -43,12 +43,7 @@ def _is_pydantic_v2_model_class(hint: Any) -> bool:
 
 
 def _is_pydantic_v1_model_class(hint: Any) -> bool:
-    if not inspect.isclass(hint):
-        return False
-    try:
-        return _has_parse_obj(typing.cast(collections.abc.Hashable, hint))
-    except TypeError:  # a class whose metaclass makes it unhashable
-        return _has_parse_obj.__wrapped__(hint)
+    return isinstance(hint, type) and _has_parse_obj(hint)
 
 
 @functools.lru_cache(maxsize=1024)
