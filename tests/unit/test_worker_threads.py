@@ -123,3 +123,44 @@ def test_results_that_finish_together_wake_the_loop_once() -> None:
     pool.shutdown()
     assert results == [n * n for n in range(8)]
     assert wakes <= 2, f"{wakes} wake-ups for 8 results that finished while the loop was busy"
+
+
+def test_a_burst_of_short_work_keeps_to_two_threads() -> None:
+    # Workflow code holds the GIL: a thread per queued activation only adds hand-offs.
+    pool = LoopThreads(100, "t_", stuck_after=5.0)
+
+    async def main() -> set[str]:
+        loop = asyncio.get_running_loop()
+        futures = [pool.submit(lambda: threading.current_thread().name, loop) for _ in range(200)]
+        return set(await asyncio.gather(*futures))
+
+    names = asyncio.run(main())
+    pool.shutdown()
+    assert names <= {"t_0", "t_1"} and pool.threads == LoopThreads.EAGER_THREADS
+
+
+def test_work_behind_stuck_threads_gets_a_thread_without_more_submits() -> None:
+    # Two threads blocked for good (a deadlocked workflow keeps its thread): the work
+    # queued behind them must still run, though nothing else is submitted.
+    pool = LoopThreads(4, "t_", stuck_after=0.05)
+    release = threading.Event()
+    running = threading.Semaphore(0)
+
+    def hold() -> None:
+        running.release()
+        release.wait(10)
+
+    async def main() -> str:
+        loop = asyncio.get_running_loop()
+        held = [pool.submit(hold, loop) for _ in range(2)]
+        for _ in range(2):
+            await asyncio.to_thread(running.acquire, True, 10)
+        name = await asyncio.wait_for(pool.submit(lambda: threading.current_thread().name, loop), 5)
+        assert not any(f.done() for f in held)
+        release.set()
+        await asyncio.gather(*held)
+        return name
+
+    assert asyncio.run(main()) == "t_2"
+    pool.shutdown()
+    assert pool.threads == 3
