@@ -21,11 +21,6 @@ are wall-clock times of this machine).
 from __future__ import annotations
 
 import asyncio
-import contextlib
-import json
-import os
-import signal
-import sys
 import time
 import uuid
 from datetime import timedelta
@@ -45,119 +40,16 @@ from ._harness import (
     _wait_ready,
     read_history,
 )
-from ._procs import ProcSample, sample_pid
+from ._procs import ProcSample
+from ._workers import WorkerProcess
 
-__all__ = ["DEFAULT_COUNT", "WorkerProcess", "run_cached"]
+__all__ = ["DEFAULT_COUNT", "run_cached"]
 
 DEFAULT_COUNT = 10_000
 """Runs ``cached`` keeps in the worker's cache when ``count`` is not given."""
 _FINISH_CONCURRENCY = 100
 """Signal-and-wait-for-result calls in flight while finishing, without ``concurrency``."""
 _SETTLE_SECONDS = 1.0
-
-
-class WorkerProcess:
-    """The worker of ``cached`` (``python -m cadenza.bench._worker_proc``) and what it reports."""
-
-    def __init__(self, settings: Settings, log_path: os.PathLike[str], max_cached: int) -> None:
-        self._settings = settings
-        self.log_path = log_path
-        self.max_cached = max_cached
-        self._proc: asyncio.subprocess.Process | None = None
-        self._reader: asyncio.Task[None] | None = None
-        self._report = asyncio.Event()
-        self._last: ProcSample | None = None
-        self._pid: int | None = None
-        self.cached = 0
-        """Runs in the worker's workflow cache at its last report."""
-        self.misses = 0
-        """Sticky cache misses the worker answered (each a replay of a whole history)."""
-
-    @property
-    def pid(self) -> int | None:
-        """The worker process's pid."""
-        return self._pid
-
-    async def start(self) -> None:
-        """Start the worker process and follow its reports."""
-        env = {
-            **os.environ,
-            "CADENZA_NAMESPACE": self._settings.namespace,
-            "CADENZA_BOOTSTRAP_SERVERS": self._settings.resolved_bootstrap_servers,
-            "CADENZA_PARTITIONS": str(self._settings.partitions),
-        }
-        with open(self.log_path, "ab") as log:
-            self._proc = await asyncio.create_subprocess_exec(
-                sys.executable,
-                "-m",
-                "cadenza.bench._worker_proc",
-                "--task-queue",
-                _QUEUE,
-                "--max-cached",
-                str(self.max_cached),
-                env=env,
-                stdout=asyncio.subprocess.PIPE,
-                stderr=log,
-            )
-        self._pid = self._proc.pid
-        self._reader = asyncio.create_task(self._follow(self._proc))
-
-    async def _follow(self, proc: asyncio.subprocess.Process) -> None:
-        assert proc.stdout is not None
-        async for line in proc.stdout:
-            try:
-                report = json.loads(line)
-            except ValueError:
-                continue
-            self.cached = int(report["cached"])
-            self.misses = int(report["misses"])
-            self._report.set()
-        self._report.set()  # the process is gone: wake the waiters to notice
-
-    async def next_report(self, timeout: float = 1.0) -> None:
-        """Wait for the worker's next report (at most ``timeout`` seconds)."""
-        self._report.clear()
-        with contextlib.suppress(TimeoutError):
-            await asyncio.wait_for(self._report.wait(), timeout)
-        self.check_alive()
-
-    def check_alive(self) -> None:
-        """Raise with the tail of the worker's log when it has exited."""
-        if self._proc is not None and self._proc.returncode is not None:
-            raise RuntimeError(
-                f"the worker process exited with status {self._proc.returncode}:\n"
-                + self.log_tail()
-            )
-
-    def log_tail(self, lines: int = 20) -> str:
-        """The last lines the worker wrote to stderr."""
-        try:
-            with open(self.log_path, errors="replace") as log:
-                return "\n".join(log.read().splitlines()[-lines:])
-        except OSError:
-            return "(no log)"
-
-    def sample(self) -> ProcSample | None:
-        """CPU and memory of the worker process now; once it has exited, its last sample."""
-        now = sample_pid(self._proc.pid) if self._proc is not None else None
-        if now is not None:
-            self._last = now
-        return self._last
-
-    async def stop(self, timeout: float = 30.0) -> None:
-        """Shut the worker down cleanly (SIGTERM), killing it if it does not stop in time."""
-        proc, self._proc = self._proc, None
-        if proc is None:
-            return
-        if proc.returncode is None:
-            proc.send_signal(signal.SIGTERM)
-            try:
-                await asyncio.wait_for(proc.wait(), timeout)
-            except TimeoutError:
-                proc.kill()
-                await proc.wait()
-        if self._reader is not None:
-            await self._reader
 
 
 class CachedRun(_Run):
@@ -171,7 +63,9 @@ class CachedRun(_Run):
         if count < 1:
             raise ValueError("cached needs a count of at least 1")
         self.count = count
-        self.worker = WorkerProcess(settings, self.data_dir / "worker.log", count + 100)
+        self.worker = WorkerProcess(
+            settings, self.data_dir / "worker.log", _QUEUE, max_cached=count + 100
+        )
 
     def snapshot(self) -> dict[str, ProcSample | None]:
         return {**super().snapshot(), "worker": self.worker.sample()}

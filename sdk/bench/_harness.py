@@ -52,6 +52,7 @@ from ._procs import (
 )
 from ._recovery import RecoveryClock, recovery_figures
 from ._replay import run_replay
+from ._workers import WorkerProcesses
 
 __all__ = [
     "HISTORY_WORKLOADS",
@@ -152,6 +153,10 @@ class BenchOptions:
     eager_start: bool = False
     """Start workflows with ``request_eager_start=True``: the first workflow task comes
     back with the start's reply to the bench process's worker (eager workflow start)."""
+    worker_processes: int = 0
+    """Workers in processes of their own, this many, with the bench process left to the
+    client and the load generator (``0``: the worker runs in the bench process). Not with
+    ``eager_start``, which hands first tasks to a worker of the client's own process."""
     temporal: TemporalTarget | None = None
     """Run on Temporal instead (one of :data:`TEMPORAL_WORKLOADS`); ``None``: on Cadenza."""
 
@@ -219,6 +224,9 @@ class LoadRun:
         self.window = (0.0, 0.0)
         self.extra: dict[str, Any] = {}
         self.before: dict[str, ProcSample | None] = {}
+        self.wall_offset = 0.0
+        """``time.time()`` minus the loop's clock: turns a sample's times into the wall
+        clock that history events carry."""
 
     # -- processes ---------------------------------------------------------------------
 
@@ -346,12 +354,26 @@ class _Run(LoadRun):
         )
         self.recovery: RecoveryClock | None = None
         self.broker_pid = find_listener_pid(_port(settings.resolved_bootstrap_servers))
+        self.workers = (
+            WorkerProcesses(
+                settings,
+                self.data_dir,
+                _QUEUE,
+                options.worker_processes,
+                max_cached=_max_cached(options),
+                slots=worker_slots(options),
+                eager_activities=options.eager_activities,
+            )
+            if options.worker_processes
+            else None
+        )
 
     def snapshot(self) -> dict[str, ProcSample | None]:
         return {
             "engine": self.engine.sample() if self.engine else None,
             "visibility": self.engine.sample_children() if self.engine else None,
             "bench": sample_self(),
+            **({"worker": self.workers.sample()} if self.workers is not None else {}),
             "broker": sample_pid(self.broker_pid, jit=True) if self.broker_pid else None,
         }
 
@@ -635,6 +657,7 @@ async def drive_load(run: LoadRun, client: Any, drive: Drive) -> None:
 
     prefix = uuid.uuid4().hex[:6]
     run.t0 = loop.time()
+    run.wall_offset = time.time() - run.t0
     start = run.t0 + options.warmup
     end = start + options.duration
     run.window = (start, end)
@@ -702,33 +725,10 @@ async def _client_workload(run: _Run) -> dict[str, Any]:
     options = run.options
     client = await Client.connect(settings=run.settings, rpc_timeout=timedelta(seconds=60))
     try:
-        async with Worker(
-            client,
-            task_queue=_QUEUE,
-            workflows=[
-                w.EchoWorkflow,
-                w.TenStepsWorkflow,
-                w.FanOutWorkflow,
-                w.SignalsWorkflow,
-                w.SleepWorkflow,
-            ],
-            activities=[w.echo],
-            max_cached_workflows=max(1000, (options.concurrency or 0) * 2),
-            max_concurrent_workflow_tasks=worker_slots(options),
-            max_concurrent_activities=worker_slots(options),
-            disable_eager_activity_execution=not options.eager_activities,
-        ) as worker:
-            await _wait_ready(run, client)
-            run.before = run.snapshot()
-            progress = asyncio.create_task(run.show_progress())
-            try:
-                await drive_load(run, client, driver(options, w, _QUEUE))
-            finally:
-                progress.cancel()
-            report = run.report()
-            if options.eager_start and worker._workflow_worker is not None:
-                # Warm-up included: starts whose first task came back with the reply.
-                report["eager_starts"] = worker._workflow_worker.eager_started
+        if run.workers is not None:
+            report = await _load_with_worker_processes(run, client, run.workers)
+        else:
+            report = await _load_with_worker_here(run, client)
     finally:
         await client.close()
     if options.workload in HISTORY_WORKLOADS:
@@ -739,12 +739,77 @@ async def _client_workload(run: _Run) -> dict[str, Any]:
             if wid in measured
         }
         report.update(history_figures(options.workload, history, report["latency_ms"]["p50"]))
+        report["ends_ms"] = end_figures(run, history)
     if run.recovery is not None and run.engine is not None:
         done = [(s.workflow_id, s.done) for s in run.samples if s.done is not None and not s.error]
         report["recovery"] = recovery_figures(
             run.recovery, done, read_history(run.settings), run.engine.log_path
         )
     return report
+
+
+_WORKFLOWS = (
+    w.EchoWorkflow,
+    w.TenStepsWorkflow,
+    w.FanOutWorkflow,
+    w.SignalsWorkflow,
+    w.SleepWorkflow,
+)
+
+
+def _max_cached(options: BenchOptions) -> int:
+    return max(1000, (options.concurrency or 0) * 2)
+
+
+async def _load_with_worker_here(run: _Run, client: Client) -> dict[str, Any]:
+    """The load, with the worker in this process beside the client."""
+    options = run.options
+    async with Worker(
+        client,
+        task_queue=_QUEUE,
+        workflows=list(_WORKFLOWS),
+        activities=[w.echo],
+        max_cached_workflows=_max_cached(options),
+        max_concurrent_workflow_tasks=worker_slots(options),
+        max_concurrent_activities=worker_slots(options),
+        disable_eager_activity_execution=not options.eager_activities,
+    ) as worker:
+        await _wait_ready(run, client)
+        report = await _measure(run, client)
+        if options.eager_start and worker._workflow_worker is not None:
+            # Warm-up included: starts whose first task came back with the reply.
+            report["eager_starts"] = worker._workflow_worker.eager_started
+    return report
+
+
+async def _load_with_worker_processes(
+    run: _Run, client: Client, workers: WorkerProcesses
+) -> dict[str, Any]:
+    """The load, with the workers in processes of their own."""
+    await workers.start()
+    try:
+        try:
+            await _wait_ready(run, client)
+        except RuntimeError as exc:
+            workers.check_alive()
+            raise RuntimeError(f"{exc}\nworker log:\n{workers.log_tail()}") from exc
+        report = await _measure(run, client)
+        workers.check_alive()
+    finally:
+        await workers.stop()
+    report["worker_processes"] = len(workers.members)
+    return report
+
+
+async def _measure(run: _Run, client: Client) -> dict[str, Any]:
+    """Drive the load (progress shown) and report on it."""
+    run.before = run.snapshot()
+    progress = asyncio.create_task(run.show_progress())
+    try:
+        await drive_load(run, client, driver(run.options, w, _QUEUE))
+    finally:
+        progress.cancel()
+    return run.report()
 
 
 def history_figures(
@@ -788,6 +853,36 @@ def history_figures(
     elif workload == "timers":
         figures["timer_fire_lag_ms"] = {**_summary(lags), "timers": len(lags)}
     return figures
+
+
+def end_figures(run: LoadRun, history: Mapping[str, Sequence[HistoryEvent]]) -> dict[str, Any]:
+    """A workflow's latency in three parts that add up to it, per run: from the start's
+    scheduled time to the engine's ``WorkflowExecutionStarted``, from there to its
+    ``WorkflowExecutionCompleted``, and from that to the result in the client (p50 and
+    p99, ms; all on this machine's wall clock)."""
+    to_start: list[float] = []
+    inside: list[float] = []
+    to_result: list[float] = []
+    for sample in run.samples:
+        events = history.get(sample.workflow_id)
+        if not events or sample.done is None or sample.error is not None:
+            continue
+        first, last = events[0], events[-1]
+        if first.name == "WorkflowExecutionStarted":
+            to_start.append(first.time_ms - (sample.scheduled + run.wall_offset) * 1000)
+        if last.name == "WorkflowExecutionCompleted":
+            to_result.append((sample.done + run.wall_offset) * 1000 - last.time_ms)
+        if first.name == "WorkflowExecutionStarted" and last.name == "WorkflowExecutionCompleted":
+            inside.append(last.time_ms - first.time_ms)
+    return {
+        "scheduled -> WorkflowExecutionStarted": _pair(to_start),
+        "WorkflowExecutionStarted -> WorkflowExecutionCompleted": _pair(inside),
+        "WorkflowExecutionCompleted -> result": _pair(to_result),
+    }
+
+
+def _pair(values: Sequence[float]) -> dict[str, float | None]:
+    return {"p50": _round(percentile(values, 50)), "p99": _round(percentile(values, 99))}
 
 
 # -- workloads without a client ------------------------------------------------------------

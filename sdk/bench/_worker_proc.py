@@ -1,4 +1,5 @@
-"""The worker of ``cached``, run as a process of its own so that its RSS is the worker's alone.
+"""A bench worker in a process of its own: ``cached``'s (so that its RSS is the worker's
+alone), and the client-driven workloads' with ``--worker-processes``.
 
 ``python -m cadenza.bench._worker_proc --task-queue Q --max-cached N``, with the
 namespace and bootstrap servers from the environment (``CADENZA_*``, as the
@@ -8,7 +9,7 @@ workload of :mod:`._workloads` and writes a JSON line to stdout every
 "misses": <sticky cache misses>}``. SIGTERM or SIGINT shut it down cleanly.
 
 Nothing else runs in it (no load generator, no client calls beyond the worker's
-own), so its memory is what a worker holding that many runs costs.
+own), so its memory and CPU are the worker's.
 """
 
 from __future__ import annotations
@@ -50,7 +51,9 @@ def _report(worker: Worker) -> None:
     sys.stdout.flush()
 
 
-async def _serve(task_queue: str, max_cached: int, every: float) -> None:
+async def _serve(
+    task_queue: str, max_cached: int, every: float, slots: int | None, eager_activities: bool
+) -> None:
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for signum in (signal.SIGTERM, signal.SIGINT):
@@ -63,6 +66,9 @@ async def _serve(task_queue: str, max_cached: int, every: float) -> None:
             workflows=WORKFLOWS,
             activities=[w.echo],
             max_cached_workflows=max_cached,
+            disable_eager_activity_execution=not eager_activities,
+            max_concurrent_workflow_tasks=slots,
+            max_concurrent_activities=slots,
         ) as worker:
             while not stop.is_set():
                 _report(worker)
@@ -79,8 +85,18 @@ def main(argv: Sequence[str] | None = None) -> None:
     parser.add_argument("--task-queue", required=True)
     parser.add_argument("--max-cached", type=int, required=True)
     parser.add_argument("--report-every", type=float, default=0.1)
+    parser.add_argument("--slots", type=int, default=None, help="workflow task and activity slots")
+    parser.add_argument("--no-eager-activities", action="store_true")
     args = parser.parse_args(argv)
-    asyncio.run(_serve(args.task_queue, args.max_cached, args.report_every))
+    asyncio.run(
+        _serve(
+            args.task_queue,
+            args.max_cached,
+            args.report_every,
+            args.slots,
+            not args.no_eager_activities,
+        )
+    )
 
 
 if __name__ == "__main__":

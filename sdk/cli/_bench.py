@@ -83,6 +83,8 @@ def _rows(report: dict[str, Any]) -> list[tuple[str, str]]:
             rows.append((f"  restart -> {key.replace('_', ' ')}", shown))
     if (report.get("engines") or 1) > 1:
         rows.append(("engine processes (cpu summed)", str(report["engines"])))
+    if (report.get("worker_processes") or 1) > 1:
+        rows.append(("worker processes (cpu summed)", str(report["worker_processes"])))
     for name, proc in report["processes"].items():
         if not name.endswith("_pid") and proc is not None:
             shown = f"{proc['cpu_seconds']:.1f} s / {proc['peak_rss_mib']:.0f} MiB"
@@ -214,6 +216,14 @@ def _table(*reports: dict[str, Any]) -> str:
     help="Start every workflow with request_eager_start=True: its first workflow task "
     "comes back with the start's reply to the bench's own worker.",
 )
+@click.option(
+    "--worker-processes",
+    type=click.IntRange(min=0),
+    default=0,
+    show_default=True,
+    help="Run the workers in this many processes of their own, the bench process keeping "
+    "the client and the load generator (0: the worker runs in the bench process).",
+)
 @click.option("--json", "json_path", default=None, help="Write the report to this file.")
 def bench(
     workload: str,
@@ -235,6 +245,7 @@ def bench(
     keep_topics: bool,
     no_eager_activities: bool,
     eager_start: bool,
+    worker_processes: int,
     json_path: str | None,
 ) -> None:
     """Run WORKLOAD (one-activity, ten-steps, fan-out, signals, timers, ingest, replay,
@@ -257,6 +268,22 @@ def bench(
         raise click.UsageError("--engines counts the engines the bench starts on Cadenza")
     if on_temporal and workload not in TEMPORAL_WORKLOADS:
         fail(not_on_temporal(workload))
+    if worker_processes:
+        if workload in ("ingest", "replay", "cached"):
+            raise click.UsageError(
+                f"--worker-processes is for the workloads driven through the client; "
+                f"{workload!r} runs no bench worker or runs its own"
+            )
+        if eager_start:
+            raise click.UsageError(
+                "--eager-start hands first tasks to a worker in the client's own process: "
+                "leave out --worker-processes"
+            )
+        if on_temporal:
+            raise click.UsageError(
+                "--worker-processes runs Cadenza's workers: the Temporal run keeps its "
+                "worker in the bench process"
+            )
     if compare:
         _compare(settings, json_path)
         return
@@ -278,6 +305,7 @@ def bench(
         keep_topics=keep_topics,
         eager_activities=not no_eager_activities,
         eager_start=eager_start,
+        worker_processes=worker_processes,
         temporal=(
             TemporalTarget(address=temporal_address, db_file=temporal_db)
             if target == "temporal"

@@ -109,6 +109,51 @@ def test_eager_start(kafka_settings: Settings) -> None:
     assert report["eager_starts"] >= report["completed"]  # type: ignore[operator]
 
 
+@pytest.mark.parametrize("processes", [1, 2])
+def test_workers_in_processes_of_their_own(kafka_settings: Settings, processes: int) -> None:
+    report = run_bench(
+        _settings(kafka_settings),
+        BenchOptions(
+            "one-activity",
+            concurrency=4,
+            duration=3.0,
+            warmup=0.0,
+            drain=60.0,
+            worker_processes=processes,
+        ),
+    )
+    _check(report)
+    assert report["failed"] == 0 and report["worker_processes"] == processes
+    # The workers ran every workflow: their CPU is counted apart from the load's.
+    assert set(report["cpu_seconds"]) == {"engine", "visibility", "bench", "worker", "broker"}
+    assert report["cpu_seconds"]["worker"] > 0
+    # The three parts of the latency, each measured per run.
+    ends = report["ends_ms"]
+    assert set(ends) == {
+        "scheduled -> WorkflowExecutionStarted",
+        "WorkflowExecutionStarted -> WorkflowExecutionCompleted",
+        "WorkflowExecutionCompleted -> result",
+    }
+    assert all(part["p50"] is not None and part["p50"] >= 0 for part in ends.values())
+
+
+def test_cli_worker_processes_only_where_the_bench_runs_a_worker() -> None:
+    for argv, message in (
+        (["ingest", "--worker-processes", "1"], "--worker-processes is for the workloads"),
+        (
+            ["one-activity", "--rate", "1", "--worker-processes", "1", "--eager-start"],
+            "leave out --worker-processes",
+        ),
+        (
+            ["one-activity", "--rate", "1", "--worker-processes", "1", "--compare"],
+            "the Temporal run keeps its worker",
+        ),
+    ):
+        result = CliRunner().invoke(cli, ["bench", *argv])
+        assert result.exit_code == 2, result.output
+        assert message in result.output
+
+
 @pytest.mark.parametrize("workload", ["ingest", "replay"])
 def test_batch_workloads(kafka_settings: Settings, workload: str) -> None:
     report = run_bench(_settings(kafka_settings), BenchOptions(workload, count=300))
