@@ -1055,6 +1055,15 @@ def _run_bench(
     count = options.count if options.count is not None else _BATCH_COUNT
     if not batch and (options.rate is None) == (options.concurrency is None):
         raise ValueError("give exactly one of rate (open loop) or concurrency (closed loop)")
+    if options.worker_processes < 0:
+        raise ValueError(f"worker_processes must be 0 or more, not {options.worker_processes}")
+    if options.worker_processes and (
+        batch or options.workload == "cached" or options.eager_start or options.temporal
+    ):
+        raise ValueError(
+            "worker_processes is for Cadenza's workloads driven through the client, "
+            "without eager_start (which needs the worker in the client's process)"
+        )
     if options.temporal is not None:
         return _run_on_temporal(options, options.temporal, progress)
     admin = TopicAdmin(settings)
