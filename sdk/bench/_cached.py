@@ -37,8 +37,8 @@ from ._harness import (
     Progress,
     _Run,
     _Sample,
-    _wait_ready,
     read_history,
+    wait_ready_with,
 )
 from ._procs import ProcSample
 from ._workers import WorkerProcess
@@ -100,11 +100,7 @@ async def _cached(run: CachedRun) -> dict[str, Any]:
     await worker.start()
     client = await Client.connect(settings=run.settings, rpc_timeout=timedelta(seconds=60))
     try:
-        try:
-            await _wait_ready(run, client)
-        except RuntimeError as exc:
-            worker.check_alive()
-            raise RuntimeError(f"{exc}\nworker log:\n{worker.log_tail()}") from exc
+        await wait_ready_with(run, client, worker)
         await _until_empty(worker, run.options.drain)  # the readiness runs completed
         await asyncio.sleep(_SETTLE_SECONDS)
         baseline = worker.sample()

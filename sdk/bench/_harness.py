@@ -52,7 +52,7 @@ from ._procs import (
 )
 from ._recovery import RecoveryClock, recovery_figures
 from ._replay import run_replay
-from ._workers import WorkerProcesses
+from ._workers import WorkerProcess, WorkerProcesses
 
 __all__ = [
     "HISTORY_WORKLOADS",
@@ -642,6 +642,18 @@ async def _wait_ready(run: _Run, client: Client) -> None:
                 ) from exc
 
 
+async def wait_ready_with(
+    run: _Run, client: Client, workers: WorkerProcess | WorkerProcesses
+) -> None:
+    """:func:`_wait_ready` with workers in processes of their own: a worker that
+    exited, or the tail of its log, says why nothing answered."""
+    try:
+        await _wait_ready(run, client)
+    except RuntimeError as exc:
+        workers.check_alive()
+        raise RuntimeError(f"{exc}\nworker log:\n{workers.log_tail()}") from exc
+
+
 async def drive_load(run: LoadRun, client: Any, drive: Drive) -> None:
     """Run the load of ``run.options`` through ``client``, recording ``run.samples``."""
     options = run.options
@@ -788,11 +800,7 @@ async def _load_with_worker_processes(
     """The load, with the workers in processes of their own."""
     await workers.start()
     try:
-        try:
-            await _wait_ready(run, client)
-        except RuntimeError as exc:
-            workers.check_alive()
-            raise RuntimeError(f"{exc}\nworker log:\n{workers.log_tail()}") from exc
+        await wait_ready_with(run, client, workers)
         report = await _measure(run, client)
         workers.check_alive()
     finally:
