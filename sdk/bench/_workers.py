@@ -200,11 +200,6 @@ class WorkerProcesses:
             rss_mib=max(s.rss_mib for s in samples),
         )
 
-    @property
-    def pids(self) -> list[int | None]:
-        """Each process's pid."""
-        return [m.pid for m in self.members]
-
     async def stop(self) -> None:
         """Shut every worker down cleanly (SIGTERM), killing those that do not stop in time."""
         await asyncio.gather(*(m.stop() for m in self.members))
