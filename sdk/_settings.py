@@ -73,6 +73,16 @@ def _parse_optional_str(raw: str) -> str | None:
     return raw or None
 
 
+def _parse_http_address(raw: str) -> str:
+    text = raw.strip()
+    if text.lower() in ("off", "none", "no"):
+        return "off"
+    _host, sep, port = text.rpartition(":")
+    if not port.isdigit() or int(port) > 65535:
+        raise SettingsError(f"{raw!r} is not HOST:PORT (e.g. 127.0.0.1:8233) or 'off'")
+    return text if sep else f"127.0.0.1:{port}"
+
+
 _CODECS = ("auto", "native", "python")
 
 
@@ -211,6 +221,14 @@ SETTINGS: tuple[Setting, ...] = (
         "Where the local broker and the processors keep their data (logs, RocksDB stores).",
     ),
     Setting(
+        "http_address",
+        "CADENZA_HTTP_ADDRESS",
+        _parse_http_address,
+        lambda: "127.0.0.1:8233",
+        "Where `cadenza processors run` serves the web UI, its JSON API and Prometheus "
+        "/metrics (HOST:PORT; 0.0.0.0:PORT for every interface; 'off' for none).",
+    ),
+    Setting(
         "codec",
         "CADENZA_CODEC",
         _parse_codec,
@@ -268,6 +286,7 @@ class Settings:
     kafka_port: int
     cache_dir: str
     data_dir: str
+    http_address: str
     codec: str
 
     @classmethod
@@ -306,6 +325,19 @@ class Settings:
             if value is not None:
                 out[setting.env] = str(value)
         return out
+
+    def replace(self, **changes: Any) -> Settings:
+        """These settings with some changed; a string is parsed as its variable's would be.
+
+        Raises:
+            SettingsError: a value cannot be parsed; the message names the option.
+        """
+        values = {}
+        for name, raw in changes.items():
+            if name not in _BY_NAME:
+                raise TypeError(f"unknown setting: {name}")
+            values[name] = _parsed(_BY_NAME[name], raw, f"--{name.replace('_', '-')}")
+        return dataclasses.replace(self, **values)
 
     @classmethod
     def defaults(cls) -> Settings:

@@ -31,7 +31,7 @@ import time
 import uuid
 from collections.abc import Callable, Iterable
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from confluent_kafka import Consumer, KafkaError, KafkaException, Message, Producer, TopicPartition
 
@@ -54,6 +54,7 @@ from cadenza.topics import (
 from .._runtime import tune_gc
 from ._apply import Event, State
 from ._decide import decide
+from ._metrics import EngineMetrics
 from ._store import (
     ChangelogTarget,
     PartitionStore,
@@ -63,6 +64,10 @@ from ._store import (
     run_key,
     state_key,
 )
+
+if TYPE_CHECKING:
+    from ..http import HttpServer
+
 from ._timers import Due, due_prefix_end, due_prefix_start, index_key, parse_index_key, timers_of
 
 __all__ = ["Engine"]
@@ -174,6 +179,7 @@ class _Batch:
 
     def append(self, event: Event) -> None:
         self.events.append(event)
+        self.engine.metrics.event(event["attributes"][0])
         self.pending.setdefault((event["workflow_id"], event["run_id"]), []).append(event)
 
     def encoded(self, event: Event) -> bytes:
@@ -295,6 +301,7 @@ class Engine:
         cached_runs: int = 20_000,
     ) -> None:
         self.settings = settings
+        self.metrics = EngineMetrics(settings.namespace)
         self.clock = clock
         self.batch_size = batch_size
         self.cached_runs = cached_runs
@@ -481,7 +488,10 @@ class Engine:
 
     def install_signal_handlers(self) -> None:
         for sig in (signal.SIGTERM, signal.SIGINT):
-            signal.signal(sig, lambda *_: self.stop())
+            signal.signal(sig, self._on_signal)
+
+    def _on_signal(self, signum: int, frame: object) -> None:
+        self.stop()
 
     def step(self) -> int:
         """One pass: take what is there, fire what is due, commit. Returns commands taken."""
@@ -499,6 +509,7 @@ class Engine:
         due = self._due_timers(now)
         if not messages and not due:
             return 0
+        began = time.monotonic()
         self._produced.clear()
         self.producer.begin_transaction()
         batches: dict[int, _Batch] = {}
@@ -532,6 +543,11 @@ class Engine:
         self.producer.commit_transaction(30)
         if self._delivery_error is not None:
             raise KafkaException(self._delivery_error)
+        self.metrics.transaction(
+            commands=taken,
+            timers=sum(len(keys) for keys in due.values()),
+            seconds=time.monotonic() - began,
+        )
         for partition, (batch, wb) in store_batches.items():
             marks: dict[str, int] = {}
             if batch.next_offset is not None:
@@ -629,6 +645,7 @@ class Engine:
             self._dead_letter(msg, f"engine error: {type(exc).__name__}: {exc}")
 
     def _dead_letter(self, msg: Message, reason: str) -> None:
+        self.metrics.dead_letters += 1
         _log.warning(
             "dead-lettered %s[%d]@%d: %s", msg.topic(), msg.partition(), msg.offset(), reason
         )
@@ -741,6 +758,7 @@ class Engine:
             self.stores[partition] = store
             self._soonest.pop(partition, None)
             self._floor.pop(partition, None)
+        self.metrics.partitions = len(self.stores)
         _log.info(
             "assigned partitions %s (restored in %.2f s)",
             sorted(opened),
@@ -754,6 +772,7 @@ class Engine:
             self._floor.pop(tp.partition, None)
             if store is not None:
                 store.close()
+        self.metrics.partitions = len(self.stores)
         _log.info("revoked partitions %s", sorted(tp.partition for tp in partitions))
 
     def _restore(self, stores: dict[int, PartitionStore]) -> None:
@@ -905,6 +924,11 @@ def run_engine(settings: Settings, *, data_dir: str | None = None, visibility: b
     its own, not a thread: folding history beside the engine in one interpreter
     took the engine's GIL (the bench's ingest: 3,929 starts/s that way, 7,665 with
     the child, back to back).
+
+    Unless ``settings.http_address`` is ``off``, a thread serves the HTTP API, the web
+    UI and ``/metrics`` there (:class:`~cadenza.processors.http.HttpServer`). An
+    address in use (another engine on this machine serves it) is logged and skipped:
+    the page is a convenience, the engine's work is not.
     """
     TopicAdmin(settings).create()
     tune_gc()
@@ -916,11 +940,36 @@ def run_engine(settings: Settings, *, data_dir: str | None = None, visibility: b
         f"{settings.resolved_bootstrap_servers} (pid {os.getpid()}, data {engine.home})",
         flush=True,
     )
+    http = _serve_http(settings, engine)
     try:
         engine.run()
     finally:
+        if http is not None:
+            http.stop()
         if child is not None:
             _stop_child(child)
+
+
+def _serve_http(settings: Settings, engine: Engine) -> HttpServer | None:
+    # Imported here: the API's client is not loaded into an engine that serves no page.
+    from ..http import HttpServer, parse_address
+
+    address = parse_address(settings.http_address)
+    if address is None:
+        return None
+    try:
+        server = HttpServer(settings, address, metrics=engine.metrics.render)
+    except OSError as exc:
+        _log.warning(
+            "not serving the web UI and API on %s:%d: %s (another process has the port; "
+            "choose another with --http HOST:PORT, or --http off)",
+            *address,
+            exc.strerror or exc,
+        )
+        return None
+    server.start()
+    print(f"web UI, HTTP API and /metrics on {server.url}", flush=True)
+    return server
 
 
 def _spawn_visibility(settings: Settings, data_dir: str | None) -> subprocess.Popen[bytes]:

@@ -56,6 +56,8 @@ class EngineProcess:
             "CADENZA_NAMESPACE": self._settings.namespace,
             "CADENZA_BOOTSTRAP_SERVERS": self._settings.resolved_bootstrap_servers,
             "CADENZA_PARTITIONS": str(self._settings.partitions),
+            # The figures are the engine's work: no HTTP thread beside it.
+            "CADENZA_HTTP_ADDRESS": "off",
         }
         log = self.log_path.open("ab")
         self._proc = subprocess.Popen(

@@ -31,7 +31,12 @@ def _step(text: str) -> None:
 @click.command()
 @settings_options
 @click.option("--task-queue", default="demo", show_default=True, help="Task queue of the demo.")
-def demo(settings: Settings, task_queue: str) -> None:
+@click.option(
+    "--keep-running",
+    is_flag=True,
+    help="Leave the engine (and its web UI) running after the workflow, until Ctrl-C.",
+)
+def demo(settings: Settings, task_queue: str, keep_running: bool) -> None:
     """Run the quick-start job: broker, topics, engine, and a workflow to completion."""
     if settings.uses_local_broker:
         _step("starting the local Kafka broker")
@@ -56,10 +61,23 @@ def demo(settings: Settings, task_queue: str) -> None:
     engine = _start_engine(settings)
     try:
         result = asyncio.run(_run_sample(settings, task_queue))
+        _step(f"done: the workflow returned {result!r}")
+        ui = "the web UI" if settings.http_address == "off" else f"http://{settings.http_address}"
+        if keep_running:
+            _step(f"the engine keeps running: open {ui}, or try `cadenza workflow list`")
+            click.echo("    Ctrl-C stops it")
+            try:
+                engine.wait()
+            except KeyboardInterrupt:
+                pass
+        else:
+            click.echo(
+                f"    to look at it: `cadenza processors run`, then open {ui} "
+                "or run `cadenza workflow list` (or `cadenza demo --keep-running`)"
+            )
     finally:
         engine.send_signal(signal.SIGTERM)
         engine.wait(30)
-    _step(f"done: the workflow returned {result!r}")
 
 
 def _start_engine(settings: Settings) -> subprocess.Popen[bytes]:

@@ -6,7 +6,7 @@ import logging
 
 import click
 
-from cadenza._settings import Settings
+from cadenza._settings import Settings, SettingsError
 from cadenza.cli._common import settings_options
 
 
@@ -25,14 +25,35 @@ def processors() -> None:
     show_default=True,
     help="Also run the visibility projection (list_workflows, count_workflows).",
 )
-def run(settings: Settings, data_dir: str | None, log_level: str, visibility: bool) -> None:
+@click.option(
+    "--http",
+    "http_address",
+    default=None,
+    metavar="HOST:PORT",
+    help="Serve the web UI, its JSON API and Prometheus /metrics here, or 'off' "
+    "[env CADENZA_HTTP_ADDRESS, default 127.0.0.1:8233].",
+)
+def run(
+    settings: Settings,
+    data_dir: str | None,
+    log_level: str,
+    visibility: bool,
+    http_address: str | None,
+) -> None:
     """Run an engine instance in the foreground (start several to share the partitions).
 
     Beside it runs a visibility processor as a child process, which folds every
     partition of history into its own store and answers list and count requests.
+    A thread serves the web UI (open http://127.0.0.1:8233), the JSON API behind it
+    and /metrics.
     """
     from cadenza.processors.engine import run_engine
 
+    if http_address is not None:
+        try:
+            settings = settings.replace(http_address=http_address)
+        except SettingsError as exc:
+            raise click.UsageError(str(exc)) from None
     logging.basicConfig(
         level=log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s"
     )
