@@ -3,7 +3,7 @@ PYTHON ?= python3
 VENV ?= .venv
 BIN := $(VENV)/bin
 
-.PHONY: dev run test lint unit integration clean-venv
+.PHONY: dev run test lint unit integration browser clean-venv
 
 # Set up: a virtualenv with Cadenza and its dev tools, and the Kafka jars cached.
 dev: $(VENV)/.installed
@@ -29,14 +29,23 @@ lint: dev
 	@ln -s $(CURDIR)/sdk/* $(CURDIR)/topics $(CURDIR)/schemas $(CURDIR)/processors build/typecheck/cadenza/
 	cd build/typecheck && $(CURDIR)/$(BIN)/mypy --config-file $(CURDIR)/pyproject.toml -p cadenza
 
+# The web UI's test drives Debian's Chromium (CADENZA_CHROMIUM names another binary).
+browser:
+	@if [ -n "$$CADENZA_CHROMIUM" ] || command -v chromium >/dev/null; then :; \
+	elif command -v apt-get >/dev/null; then \
+		echo "installing Debian's chromium for the web UI's test"; \
+		SUDO=$$([ "$$(id -u)" = 0 ] || echo sudo); \
+		$$SUDO apt-get update -qq && $$SUDO apt-get install -y -qq chromium >/dev/null; \
+	else echo "the web UI's test needs Chromium: install it, or set CADENZA_CHROMIUM" >&2; exit 1; fi
+
 unit: dev
 	$(BIN)/pytest tests/unit -q
 
-integration: dev
+integration: dev browser
 	$(BIN)/pytest tests/integration -q
 
 # Everything CI runs: lint, types, unit and integration tests on a real broker.
-test: lint
+test: lint browser
 	$(BIN)/pytest -q
 
 clean-venv:
