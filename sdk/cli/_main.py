@@ -23,7 +23,7 @@ def settings_cmd() -> None:
 
 def _register() -> None:
     # Sub-groups register themselves here so `cadenza --help` lists them all.
-    from cadenza.cli import _bench, _demo, _kafka, _processors, _replay, _topics
+    from cadenza.cli import _bench, _demo, _kafka, _processors, _replay, _topics, _workflow
 
     cli.add_command(_kafka.kafka)
     cli.add_command(_topics.topics)
@@ -31,6 +31,7 @@ def _register() -> None:
     cli.add_command(_processors.processors)
     cli.add_command(_replay.replay)
     cli.add_command(_bench.bench)
+    cli.add_command(_workflow.workflow)
 
 
 _register()
