@@ -29,14 +29,14 @@ lint: dev
 	@ln -s $(CURDIR)/sdk/* $(CURDIR)/topics $(CURDIR)/schemas $(CURDIR)/processors build/typecheck/cadenza/
 	cd build/typecheck && $(CURDIR)/$(BIN)/mypy --config-file $(CURDIR)/pyproject.toml -p cadenza
 
-# The web UI's test drives Debian's Chromium (CADENZA_CHROMIUM names another binary).
+# The web UI's test drives Debian's Chromium (CADENZA_TEST_CHROMIUM names another binary).
 browser:
-	@if [ -n "$$CADENZA_CHROMIUM" ] || command -v chromium >/dev/null; then :; \
+	@if [ -n "$$CADENZA_TEST_CHROMIUM" ] || command -v chromium >/dev/null; then :; \
 	elif command -v apt-get >/dev/null; then \
 		echo "installing Debian's chromium for the web UI's test"; \
 		SUDO=$$([ "$$(id -u)" = 0 ] || echo sudo); \
 		$$SUDO apt-get update -qq && $$SUDO apt-get install -y -qq chromium >/dev/null; \
-	else echo "the web UI's test needs Chromium: install it, or set CADENZA_CHROMIUM" >&2; exit 1; fi
+	else echo "the web UI's test needs Chromium: install it, or set CADENZA_TEST_CHROMIUM" >&2; exit 1; fi
 
 unit: dev
 	$(BIN)/pytest tests/unit -q
