@@ -7,6 +7,7 @@ from typing import Any
 
 from cadenza import schemas
 from cadenza.processors.engine._decide import decide
+from cadenza.processors.engine._metrics import EngineMetrics
 from cadenza.processors.engine._processor import _Batch
 from cadenza.processors.engine._store import PartitionStore
 from cadenza.processors.engine._timers import timers_of
@@ -21,6 +22,7 @@ class _Outputs:
     history = changelog = replies = commands = "out"
 
     def __init__(self) -> None:
+        self.metrics = EngineMetrics()
         self.workflow_tasks: list[dict[str, Any]] = []
         self.activity_tasks: list[dict[str, Any]] = []
         self.events: list[tuple[str, dict[str, Any]]] = []
