@@ -66,6 +66,7 @@ def demo(settings: Settings, task_queue: str, keep_running: bool) -> None:
         if keep_running:
             _step(f"the engine keeps running: open {ui}, or try `cadenza workflow list`")
             click.echo("    Ctrl-C stops it")
+            signal.signal(signal.SIGTERM, _interrupt)  # stop the engine on a plain kill too
             try:
                 engine.wait()
             except KeyboardInterrupt:
@@ -78,6 +79,10 @@ def demo(settings: Settings, task_queue: str, keep_running: bool) -> None:
     finally:
         engine.send_signal(signal.SIGTERM)
         engine.wait(30)
+
+
+def _interrupt(signum: int, frame: object) -> None:
+    raise KeyboardInterrupt
 
 
 def _start_engine(settings: Settings) -> subprocess.Popen[bytes]:
