@@ -31,6 +31,7 @@ if TYPE_CHECKING:
     from cadenza.client import Client, WorkflowExecution
 
 T = TypeVar("T")
+F = TypeVar("F", bound=Callable[..., Any])
 
 Answerer = Literal["engine", "visibility", "worker"]
 """Who must answer a command: decides what a timeout means and what to advise."""
@@ -102,6 +103,17 @@ _timeout_option = click.option(
     show_default=True,
     help="Seconds to wait for Kafka, and for the engine's answer to each request.",
 )
+
+
+def _start_options(func: F) -> F:
+    """The options ``start`` and ``execute`` share: what to start, and where."""
+    func = click.option(
+        "--workflow-id", "-w", default=None, help="Workflow id [default: a new UUID]."
+    )(func)
+    func = click.option(
+        "--task-queue", "-t", required=True, help="Task queue of the workflow's workers."
+    )(func)
+    return click.option("--type", "workflow_type", required=True, help="Workflow type name.")(func)
 
 
 @click.group()
@@ -580,9 +592,7 @@ def _failure_summary(failure: Any) -> str:
 
 @workflow.command()
 @settings_options
-@click.option("--type", "workflow_type", required=True, help="Workflow type name.")
-@click.option("--task-queue", "-t", required=True, help="Task queue of the workflow's workers.")
-@click.option("--workflow-id", "-w", default=None, help="Workflow id [default: a new UUID].")
+@_start_options
 @_input_option
 @_timeout_option
 def start(
@@ -609,9 +619,7 @@ def start(
 
 @workflow.command()
 @settings_options
-@click.option("--type", "workflow_type", required=True, help="Workflow type name.")
-@click.option("--task-queue", "-t", required=True, help="Task queue of the workflow's workers.")
-@click.option("--workflow-id", "-w", default=None, help="Workflow id [default: a new UUID].")
+@_start_options
 @_input_option
 @_timeout_option
 def execute(
