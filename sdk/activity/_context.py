@@ -32,6 +32,7 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any, NoReturn
 
+from ..common._metric import MetricMeter
 from ..common._retry import RetryPolicy
 from ..converter import PayloadConverter
 
@@ -197,6 +198,7 @@ class _Context:
             the thread; ``None`` elsewhere.
         client: The worker's client (async activities), if any.
         cancellation_details: Why it was cancelled; set by :meth:`cancel`.
+        runtime_metric_meter: The meter of the worker's runtime (``None``: no-op).
     """
 
     info: Info
@@ -207,7 +209,9 @@ class _Context:
     shield_thread_cancel_exception: Callable[[], AbstractContextManager[None]] | None = None
     client: Any | None = None
     cancellation_details: ActivityCancellationDetails | None = None
+    runtime_metric_meter: MetricMeter | None = None
     _logger_details: Mapping[str, Any] | None = field(default=None, repr=False)
+    _metric_meter: MetricMeter | None = field(default=None, repr=False)
 
     @staticmethod
     def current() -> _Context:
@@ -243,6 +247,26 @@ class _Context:
                 cancel_requested=True
             )
         self.cancelled_event.set()
+
+    @property
+    def metric_meter(self) -> MetricMeter:
+        """The attempt's meter: the runtime's, with the activity's namespace, task
+        queue and type as attributes (made on first use)."""
+        meter = self._metric_meter
+        if meter is None:
+            root = self.runtime_metric_meter
+            if root is None or root is MetricMeter.noop:
+                meter = MetricMeter.noop
+            else:
+                meter = root.with_additional_attributes(
+                    {
+                        "namespace": self.info.namespace,
+                        "task_queue": self.info.task_queue,
+                        "activity_type": self.info.activity_type,
+                    }
+                )
+            self._metric_meter = meter
+        return meter
 
     @property
     def logger_details(self) -> Mapping[str, Any]:
@@ -357,15 +381,23 @@ def raise_complete_async() -> NoReturn:
     raise _CompleteAsyncError()
 
 
-def metric_meter() -> NoReturn:
-    """Temporal's activity metric meter. Not supported yet.
+def metric_meter() -> MetricMeter:
+    """The activity's metric meter: its metrics carry the ``namespace``,
+    ``task_queue`` and ``activity_type`` attributes.
+
+    The worker's client's ``Runtime`` decides where they go; with no metrics
+    configured this is ``MetricMeter.noop``.
+
+    Example::
+
+        @activity.defn
+        async def charge(order_id: str) -> None:
+            activity.metric_meter().create_counter("charges").add(1)
 
     Raises:
-        NotImplementedError: Always.
+        RuntimeError: Not in an activity.
     """
-    raise NotImplementedError(
-        "activity.metric_meter() (custom activity metrics) is not supported by Cadenza yet"
-    )
+    return _Context.current().metric_meter
 
 
 class LoggerAdapter(logging.LoggerAdapter[logging.Logger]):

@@ -15,6 +15,7 @@ from ..common._search_attributes import SearchAttributes, TypedSearchAttributes
 from ..common._types import ReturnType, SelfType
 from ..common._typing import _arg_or_args, _arg_unset
 from ..converter import DataConverter
+from ..runtime import Runtime
 from ..topics import validate_task_queue
 from ..workflow._definition import _Definition
 from ..workflow._handlers import _SignalDefinition
@@ -52,6 +53,7 @@ class Client:
         data_converter: DataConverter = DataConverter.default,
         rpc_timeout: timedelta = DEFAULT_RPC_TIMEOUT,
         owns_transport: bool = True,
+        runtime: Runtime | None = None,
     ) -> None:
         """Create a client over a connected transport (prefer :meth:`connect`).
 
@@ -62,9 +64,12 @@ class Client:
                 :meth:`WorkflowHandle.result` or updates, which wait as long as
                 the workflow takes).
             owns_transport: Whether :meth:`close` closes the transport.
+            runtime: Where workers built on this client send their metrics
+                (default: :meth:`Runtime.default`, as it is now).
         """
         if rpc_timeout <= timedelta(0):
             raise ValueError(f"rpc_timeout must be positive, not {rpc_timeout}")
+        self._runtime = runtime if runtime is not None else Runtime.default()
         self._transport = transport
         self._data_converter = data_converter
         self._rpc_timeout = rpc_timeout
@@ -81,6 +86,7 @@ class Client:
         settings: Settings | None = None,
         rpc_timeout: timedelta = DEFAULT_RPC_TIMEOUT,
         connect_timeout: timedelta = timedelta(seconds=10),
+        runtime: Runtime | None = None,
     ) -> Client:
         """Connect to Kafka and the namespace's topics.
 
@@ -97,6 +103,9 @@ class Client:
             settings: Base settings instead of the environment.
             rpc_timeout: Default wait for the engine's answer to a call.
             connect_timeout: How long to wait for the cluster to answer.
+            runtime: Where workers built on this client send their metrics
+                (default: :meth:`Runtime.default`, as it is now: no metrics
+                unless set with :meth:`Runtime.set_default`).
 
         Raises:
             TransportError: Kafka cannot be reached, or the namespace's topics do
@@ -115,7 +124,9 @@ class Client:
         transport = await Transport.connect(
             settings, identity=identity, timeout=connect_timeout.total_seconds()
         )
-        return cls(transport, data_converter=data_converter, rpc_timeout=rpc_timeout)
+        return cls(
+            transport, data_converter=data_converter, rpc_timeout=rpc_timeout, runtime=runtime
+        )
 
     # -- properties --------------------------------------------------------------------
 
@@ -148,6 +159,11 @@ class Client:
     def rpc_timeout(self) -> timedelta:
         """Default wait for the engine's answer to a call."""
         return self._rpc_timeout
+
+    @property
+    def runtime(self) -> Runtime:
+        """Where workers built on this client send their metrics."""
+        return self._runtime
 
     # -- lifecycle ---------------------------------------------------------------------
 

@@ -1,4 +1,5 @@
-"""Types shared by every part of the SDK: retry policy, id policies, search attributes.
+"""Types shared by every part of the SDK: retry policy, id policies, search attributes,
+metric meters.
 
 The same names, fields and defaults as ``temporalio.common``::
 
@@ -11,6 +12,17 @@ from ._enums import (
     WorkflowExecutionStatus,
     WorkflowIDConflictPolicy,
     WorkflowIDReusePolicy,
+)
+from ._metric import (
+    MetricAttributes,
+    MetricCommon,
+    MetricCounter,
+    MetricGauge,
+    MetricGaugeFloat,
+    MetricHistogram,
+    MetricHistogramFloat,
+    MetricHistogramTimedelta,
+    MetricMeter,
 )
 from ._payload import RawValue
 from ._retry import RetryPolicy, RetryPolicyAvro
@@ -27,6 +39,15 @@ from ._search_attributes import (
 )
 
 __all__ = [
+    "MetricAttributes",
+    "MetricCommon",
+    "MetricCounter",
+    "MetricGauge",
+    "MetricGaugeFloat",
+    "MetricHistogram",
+    "MetricHistogramFloat",
+    "MetricHistogramTimedelta",
+    "MetricMeter",
     "QueryRejectCondition",
     "RawValue",
     "RetryPolicy",

@@ -37,6 +37,7 @@ from ..activity._context import (
 )
 from ..activity._definition import _Definition
 from ..common._failure import Failure
+from ..common._metric import MetricMeter
 from ..common._payload import Payload, RawValue
 from ..common._retry import RetryPolicy
 from ..converter import DataConverter
@@ -49,6 +50,7 @@ from ..exceptions import (
 from ..topics import activity_tasks_topic, consumer_group
 from ._codec import decode_in, encode_in
 from ._consumer import Record, TaskConsumer
+from ._metrics import ActivityTypeMetrics, WorkerMetrics
 from ._shared import (
     ACTIVITY_TASK_CANCELED,
     ACTIVITY_TASK_COMPLETED,
@@ -115,6 +117,19 @@ class TaskToken:
             )
         except (ValueError, KeyError, TypeError, AttributeError) as exc:
             raise ValueError(f"Not a Cadenza activity task token: {exc}") from None
+
+
+def _failed(error: BaseException) -> str:
+    """The metrics' outcome of an attempt failed with ``error``: benign failures are
+    not counted as failures (``ApplicationErrorCategory.BENIGN``)."""
+    benign = isinstance(error, ApplicationError) and (
+        error.category is ApplicationErrorCategory.BENIGN
+    )
+    return "benign" if benign else "failed"
+
+
+def _measure(measured: ActivityTypeMetrics, started_at: float, outcome: str, task: Any) -> None:
+    measured.done(started_at, outcome, int(task["scheduled_time_ms"]))
 
 
 def _td(ms: int | None) -> timedelta | None:
@@ -382,6 +397,8 @@ class ActivityWorker:
         default_heartbeat_throttle_interval: timedelta,
         identity: str,
         on_fatal: Callable[[BaseException], None],
+        metrics: WorkerMetrics | None = None,
+        metric_meter: MetricMeter = MetricMeter.noop,
     ) -> None:
         self._client = client
         self._settings = client.settings
@@ -398,6 +415,10 @@ class ActivityWorker:
         self._default_throttle = default_heartbeat_throttle_interval
         self._identity = identity
         self._on_fatal = on_fatal
+        self._metrics = metrics
+        """The built-in metrics; None (the runtime exports none) costs one test per task."""
+        self._metric_meter = metric_meter
+        """The runtime's meter, for ``activity.metric_meter()``."""
         self._consumer: TaskConsumer | None = None
         self._loop: asyncio.AbstractEventLoop | None = None
         self._worker_shutdown: _ActivityEvent | None = None
@@ -429,6 +450,9 @@ class ActivityWorker:
             client_id=f"cadenza-activity-worker-{self._identity}",
         )
         self._consumer.start()
+        if self._metrics is not None:
+            consumer = self._consumer
+            self._metrics.sample_slots("ActivityWorker", self._capacity, lambda: consumer.in_flight)
 
     async def shutdown(self, graceful_timeout: timedelta) -> None:
         """Take no new tasks; give running attempts ``graceful_timeout``, then cancel them
@@ -538,6 +562,13 @@ class ActivityWorker:
         if token in self._running:
             _log.debug("Activity task %s delivered twice; the first is running", token)
             return
+        measured: ActivityTypeMetrics | None = None
+        started_at = 0.0
+        if self._metrics is not None:
+            measured = self._metrics.activity_type(
+                str(task["activity_type"]), str(task["workflow_type"])
+            )
+            started_at = measured.started(int(task["current_attempt_scheduled_time_ms"]))
         if task["scheduled_event_id"] and task.get("schedule_to_start_timeout_ms") is not None:
             await self._send(task, ACTIVITY_TASK_STARTED, {}, fatal_only=True)
 
@@ -550,6 +581,8 @@ class ActivityWorker:
                 type="NotFoundError",
             )
             await self._send_failure(task, error, [])
+            if measured is not None:
+                _measure(measured, started_at, "failed", task)
             return
 
         running = self._new_running(task, token, definition)
@@ -568,10 +601,13 @@ class ActivityWorker:
                 result: list[Payload] = await self._converter.encode([value])
             except Exception as exc:
                 await self._send_failure(task, exc, last_heartbeat, running)
+                if measured is not None:
+                    _measure(measured, started_at, _failed(exc), task)
                 return
-            if follow_up is not None and await self._send_continued(task, result, follow_up):
-                return
-            await self._send(task, ACTIVITY_TASK_COMPLETED, {"result": result}, running=running)
+            if follow_up is None or not await self._send_continued(task, result, follow_up):
+                await self._send(task, ACTIVITY_TASK_COMPLETED, {"result": result}, running=running)
+            if measured is not None:
+                _measure(measured, started_at, "completed", task)
         elif outcome == "canceled":
             details = (
                 await self._converter.encode(list(value.details))
@@ -580,8 +616,12 @@ class ActivityWorker:
             )
             _log.debug("%s acknowledged its cancellation", running.ids)
             await self._send(task, ACTIVITY_TASK_CANCELED, {"details": details}, running=running)
+            if measured is not None:
+                _measure(measured, started_at, "canceled", task)
         else:
             await self._send_failure(task, value, last_heartbeat, running)
+            if measured is not None:
+                _measure(measured, started_at, _failed(value), task)
 
     def _new_running(self, task: dict[str, Any], token: bytes, definition: _Definition) -> _Running:
         loop = asyncio.get_running_loop()
@@ -618,6 +658,7 @@ class ActivityWorker:
             payload_converter=self.payload_converter,
             shield_thread_cancel_exception=canceller.shield if canceller is not None else None,
             client=self._client if definition.is_async else None,
+            runtime_metric_meter=self._metric_meter,
         )
         running = _Running(task=task, token=token, context=context, definition=definition)
         running.canceller = canceller

@@ -29,6 +29,7 @@ from ..activity._definition import _Definition as _ActivityDefinition
 from ..topics import TopicAdmin, validate_task_queue
 from ..workflow._definition import _Definition as _WorkflowDefinition
 from ._activity_worker import ActivityWorker
+from ._metrics import WorkerMetrics, runtime_of, worker_metrics
 from ._shared import WorkerClient
 from ._threads import LoopThreads
 from ._workflow_worker import WorkflowWorker
@@ -298,6 +299,7 @@ class Worker:
 
         self._workflow_worker: WorkflowWorker | None = None
         self._activity_worker: ActivityWorker | None = None
+        self._metrics: WorkerMetrics | None = None
         self._started = False
         self._running = False
         self._shutdown_requested: asyncio.Event | None = None
@@ -389,6 +391,10 @@ class Worker:
         self._started = True
         loop = asyncio.get_running_loop()
         self._shutdown_requested = asyncio.Event()
+        # The client's runtime: its meter for workflow.metric_meter() and
+        # activity.metric_meter(), and the built-in metrics if it exports any.
+        meter = runtime_of(self._client).metric_meter
+        self._metrics = worker_metrics(self._client, self._task_queue)
         try:
             # TopicAdmin blocks: keep it off the event loop.
             admin = TopicAdmin(self._client.settings)
@@ -412,6 +418,8 @@ class Worker:
                     identity=self._identity,
                     build_id=self._build_id,
                     on_fatal=self._on_fatal,
+                    metrics=self._metrics,
+                    metric_meter=meter,
                 )
                 self._workflow_worker.start(loop)
             if self._run_activities:
@@ -425,6 +433,8 @@ class Worker:
                     default_heartbeat_throttle_interval=self._default_heartbeat_throttle_interval,
                     identity=self._identity,
                     on_fatal=self._on_fatal,
+                    metrics=self._metrics,
+                    metric_meter=meter,
                 )
                 self._activity_worker.start(loop)
                 if self._workflow_worker is not None and not self._disable_eager_activities:
@@ -433,6 +443,8 @@ class Worker:
             await self.shutdown()
             raise
         self._running = True
+        if self._metrics is not None:
+            self._metrics.started()
         _log.info(
             "Worker %s started on task queue %s (%d workflows, %d activities)",
             self._identity,
@@ -456,6 +468,8 @@ class Worker:
                 if isinstance(result, BaseException):
                     _log.error("Error while shutting the worker down", exc_info=result)
         finally:
+            if self._metrics is not None:
+                self._metrics.close()
             if self._owned_executor is not None:
                 self._owned_executor.shutdown(wait=False)
             self._shut_down = True

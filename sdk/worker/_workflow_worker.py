@@ -30,6 +30,7 @@ from typing import Any, Generic, TypeVar
 from .. import schemas
 from .._eager_start import EagerStarts
 from ..common._failure import Failure
+from ..common._metric import MetricMeter
 from ..common._payload import Payload
 from ..converter import DataConverter
 from ..exceptions import ApplicationError
@@ -52,6 +53,7 @@ from ._activity_worker import ActivityWorker, Continuation, FollowUp, eager_task
 from ._codec import decode_in, encode_in
 from ._consumer import Record, TaskConsumer
 from ._continuation import continuation_history
+from ._metrics import WorkerMetrics, WorkflowTypeMetrics
 from ._runnable_clock import RUNNABLE_CLOCK
 from ._shared import (
     QUERY_RESULT,
@@ -179,6 +181,8 @@ class WorkflowWorker:
         identity: str,
         build_id: str,
         on_fatal: Callable[[BaseException], None],
+        metrics: WorkerMetrics | None = None,
+        metric_meter: MetricMeter = MetricMeter.noop,
     ) -> None:
         self._client = client
         self._settings = client.settings
@@ -196,6 +200,10 @@ class WorkflowWorker:
         self._identity = identity
         self._build_id = build_id
         self._on_fatal = on_fatal
+        self._metrics = metrics
+        """The built-in metrics; None (the runtime exports none) costs one test per task."""
+        self._metric_meter = metric_meter
+        """The runtime's meter, for ``workflow.metric_meter()``."""
         self._consumer: TaskConsumer | None = None
         self._queues: dict[str, deque[tuple[Record | None, dict[str, Any] | _FollowUp]]] = {}
         self._drainers: dict[str, asyncio.Task[None]] = {}
@@ -238,6 +246,10 @@ class WorkflowWorker:
             client_id=f"cadenza-workflow-worker-{self._identity}",
         )
         self._consumer.start()
+        if self._metrics is not None:
+            consumer = self._consumer
+            self._metrics.sample_slots("WorkflowWorker", self._capacity, lambda: consumer.in_flight)
+            self._metrics.sample_cache_size(self._cache.__len__)
         eager_starts = getattr(self._transport, "eager_starts", None)
         if isinstance(eager_starts, EagerStarts):
             eager_starts.register(self._task_queue, self)
@@ -381,6 +393,11 @@ class WorkflowWorker:
 
     async def _run_task(self, task: dict[str, Any]) -> None:
         workflow_id, run_id = str(task["workflow_id"]), str(task["run_id"])
+        measured: WorkflowTypeMetrics | None = None
+        started_at = 0.0
+        if self._metrics is not None:
+            measured = self._metrics.workflow_type(str(task["workflow_type"]))
+            started_at = measured.task_started(task.get("scheduled_time_ms"))
         definition = self._definition(str(task["workflow_type"]))
         if definition is None:
             known = sorted(name for name in self._workflows if name is not None)
@@ -403,6 +420,9 @@ class WorkflowWorker:
                 # to the run first). The instance ran ahead of history: replay.
                 _log.debug("Workflow %s run %s: continuation not taken", workflow_id, run_id)
                 instance = None
+        if measured is not None and instance is not None:
+            assert self._metrics is not None
+            self._metrics.sticky_cache_hit.add(1)
         result: ActivationResult | None = None
         try:
             if instance is not None:
@@ -415,7 +435,7 @@ class WorkflowWorker:
                 if not full_history:
                     await self._sticky_cache_miss(task)
                     return
-                instance = self._new_instance(definition, task, events)
+                instance = self._new_instance(definition, task, events, self._metric_meter)
                 result = await self._activate(instance, events, updates)
         except _Deadlock as exc:
             await self._fail_task(task, UNHANDLED_FAILURE_CAUSE, exc.args[0])
@@ -478,6 +498,8 @@ class WorkflowWorker:
         finally:
             if not sent:
                 self._release_eager(eager)
+        if measured is not None:
+            measured.task_done(started_at, result.commands, instance.start_time_ms)
         # The completion is on the commands partition before any answer of these attempts.
         self._run_eager(task, commands, eager, continue_after=kept)
         if task.get("query") is not None:
@@ -539,6 +561,11 @@ class WorkflowWorker:
         ):
             return None
         self._cache.take(run_id)
+        measured: WorkflowTypeMetrics | None = None
+        started_at = 0.0
+        if self._metrics is not None:
+            measured = self._metrics.workflow_type(str(task["workflow_type"]))
+            started_at = measured.task_started(None)
         time_ms = int(time.time() * 1000)
         history = continuation_history(
             task,
@@ -558,7 +585,8 @@ class WorkflowWorker:
         if result.failure is not None or not result.ran_live:
             return None  # dropped: the dispatched task replays it and reports the failure
         kept = self._keep(instance, result)
-        commands, eager = self._request_eager(result.commands)
+        produced = result.commands
+        commands, eager = self._request_eager(produced)
         try:
             commands = await encode_in(commands, self._codec)
         except Exception as exc:  # the dispatched task fails on it and says why
@@ -582,6 +610,8 @@ class WorkflowWorker:
 
         def sent() -> None:
             self.continued += 1
+            if measured is not None:
+                measured.task_done(started_at, produced, instance.start_time_ms)
             self._run_eager(next_task, commands, eager, continue_after=kept)
 
         def lost() -> None:
@@ -654,8 +684,14 @@ class WorkflowWorker:
         return self._workflows.get(workflow_type) or self._workflows.get(None)
 
     def _new_instance(
-        self, definition: _Definition, task: Mapping[str, Any], events: Sequence[Any]
+        self,
+        definition: _Definition,
+        task: Mapping[str, Any],
+        events: Sequence[Any],
+        metric_meter: MetricMeter | None = None,
     ) -> WorkflowInstance:
+        """A new instance of the task's run; ``metric_meter`` for ``workflow.metric_meter()``
+        (a query's replay gets none: it must not record what the run records)."""
         if not events or event_kind(events[0]) != WORKFLOW_EXECUTION_STARTED:
             raise ValueError(
                 f"The workflow task of workflow {task['workflow_id']} carries the whole history "
@@ -670,6 +706,7 @@ class WorkflowWorker:
             failure_converter=self._converter.failure_converter,
             namespace=self._namespace,
             failure_exception_types=self._failure_types,
+            metric_meter=metric_meter,
         )
 
     async def _activate(
@@ -751,6 +788,8 @@ class WorkflowWorker:
 
     async def _sticky_cache_miss(self, task: Mapping[str, Any]) -> None:
         self.sticky_cache_misses += 1
+        if self._metrics is not None:
+            self._metrics.sticky_cache_miss.add(1)
         _log.debug(
             "Workflow %s run %s is not cached: asking for the whole history",
             task["workflow_id"],
@@ -777,6 +816,8 @@ class WorkflowWorker:
         await self._send_failed(task, cause, failure)
 
     async def _send_failed(self, task: Mapping[str, Any], cause: str, failure: Failure) -> None:
+        if self._metrics is not None and cause != STICKY_CACHE_MISS_CAUSE:
+            self._metrics.workflow_type(str(task["workflow_type"])).task_failed(cause)
         body = {
             "scheduled_event_id": task["scheduled_event_id"],
             "attempt": task["attempt"],

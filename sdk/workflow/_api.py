@@ -11,8 +11,9 @@ import warnings
 from collections.abc import Callable, Mapping, Sequence
 from datetime import UTC, datetime, timedelta
 from random import Random
-from typing import Any, NoReturn, TypeVar, overload
+from typing import Any, TypeVar, overload
 
+from ..common._metric import MetricMeter
 from ..common._search_attributes import SearchAttributes, SearchAttributeUpdate
 from ..common._typing import _arg_unset
 from ..converter import PayloadConverter
@@ -274,12 +275,18 @@ def set_dynamic_update_handler(
     _Runtime.current().workflow_set_update_handler(None, handler, validator)
 
 
-def metric_meter() -> NoReturn:
-    """Temporal's workflow metric meter. Not supported yet.
+def metric_meter() -> MetricMeter:
+    """The workflow's metric meter: its metrics carry the ``namespace``,
+    ``task_queue`` and ``workflow_type`` attributes, and record nothing while the
+    workflow replays history (so a value is counted once per run, not once per replay).
 
-    Raises:
-        NotImplementedError: Always.
+    The worker's client's ``Runtime`` decides where they go; with no metrics
+    configured this is ``MetricMeter.noop``.
+
+    Example::
+
+        @workflow.run
+        async def run(self, order: Order) -> None:
+            workflow.metric_meter().create_counter("orders_taken").add(1)
     """
-    raise NotImplementedError(
-        "workflow.metric_meter() (custom workflow metrics) is not supported by Cadenza yet"
-    )
+    return _Runtime.current().workflow_metric_meter()

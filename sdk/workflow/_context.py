@@ -20,6 +20,7 @@ from random import Random
 from typing import Any, NoReturn
 
 from ..common._enums import WorkflowIDReusePolicy
+from ..common._metric import MetricMeter
 from ..common._retry import RetryPolicy
 from ..common._search_attributes import (
     SearchAttributes,
@@ -212,6 +213,11 @@ class _Runtime(ABC):
     @abstractmethod
     def workflow_is_failure_exception(self, error: BaseException) -> bool:
         """Whether ``error`` escaping the workflow fails it (rather than the task)."""
+
+    def workflow_metric_meter(self) -> MetricMeter:
+        """The workflow's metric meter (records nothing while replaying); a runtime
+        without metrics keeps this default, the no-op meter."""
+        return MetricMeter.noop
 
     # Commands.
 

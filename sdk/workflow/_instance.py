@@ -34,6 +34,7 @@ from random import Random
 from typing import Any, NoReturn
 
 from ..common._failure import Failure
+from ..common._metric import MetricMeter, _ReplaySafeMetricMeter
 from ..common._payload import Payload, RawValue
 from ..common._retry import RetryPolicy
 from ..common._search_attributes import (
@@ -148,6 +149,8 @@ class WorkflowInstance(_Appliers, _Inbound, _Outbound, _Runtime):
             workflow rather than the task (added to the definition's).
         continue_as_new_suggested_events: History length from which
             ``is_continue_as_new_suggested()`` is true.
+        metric_meter: The worker's runtime meter, for ``workflow.metric_meter()``
+            (default: the no-op meter).
 
     Example::
 
@@ -172,6 +175,7 @@ class WorkflowInstance(_Appliers, _Inbound, _Outbound, _Runtime):
         namespace: str = "default",
         failure_exception_types: Sequence[type[BaseException]] = (),
         continue_as_new_suggested_events: int = 4096,
+        metric_meter: MetricMeter | None = None,
     ) -> None:
         if h.event_kind(started_event) != h.WORKFLOW_EXECUTION_STARTED:
             raise ValueError(
@@ -190,6 +194,8 @@ class WorkflowInstance(_Appliers, _Inbound, _Outbound, _Runtime):
             failure_exception_types
         )
         self._suggest_can_at = continue_as_new_suggested_events
+        self._metric_root = metric_meter if metric_meter is not None else MetricMeter.noop
+        self._metric_meter: MetricMeter | None = None
         self._loop = _WorkflowEventLoop(self)  # type: ignore[abstract]
         _Runtime.set_on_loop(self._loop, self)
         # Made on first use: a Mersenne Twister's state is 2.5 KB per cached run,
@@ -267,6 +273,11 @@ class WorkflowInstance(_Appliers, _Inbound, _Outbound, _Runtime):
     def history_length(self) -> int:
         """Id of the last history event given to :meth:`activate`."""
         return self._history_length
+
+    @property
+    def start_time_ms(self) -> int:
+        """When the run started (its ``WorkflowExecutionStarted``), in ms since the epoch."""
+        return self._workflow_start_ms
 
     @property
     def is_completed(self) -> bool:
@@ -744,6 +755,29 @@ class WorkflowInstance(_Appliers, _Inbound, _Outbound, _Runtime):
     def workflow_is_failure_exception(self, error: BaseException) -> bool:
         """See :meth:`_Runtime.workflow_is_failure_exception`."""
         return isinstance(error, FailureError) or isinstance(error, self._failure_types)
+
+    def workflow_metric_meter(self) -> MetricMeter:
+        """See :meth:`_Runtime.workflow_metric_meter`: made on first use, with the
+        workflow's namespace, task queue and type as attributes (temporalio's)."""
+        meter = self._metric_meter
+        if meter is None:
+            root = self._metric_root
+            if root is MetricMeter.noop:
+                meter = root
+            else:
+                info = self.workflow_info()
+                meter = _ReplaySafeMetricMeter(
+                    root.with_additional_attributes(
+                        {
+                            "namespace": info.namespace,
+                            "task_queue": info.task_queue,
+                            "workflow_type": info.workflow_type,
+                        }
+                    ),
+                    self.workflow_is_replaying,
+                )
+            self._metric_meter = meter
+        return meter
 
     # _Runtime: commands.
 

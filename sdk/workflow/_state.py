@@ -72,6 +72,8 @@ class _State:
         "_loop",
         "_main",
         "_memo",
+        "_metric_meter",
+        "_metric_root",
         "_namespace",
         "_object",
         "_open_task",

@@ -8,6 +8,15 @@ import pytest
 
 EXPECTED = {
     "cadenza.common": {
+        "MetricAttributes",
+        "MetricCommon",
+        "MetricCounter",
+        "MetricGauge",
+        "MetricGaugeFloat",
+        "MetricHistogram",
+        "MetricHistogramFloat",
+        "MetricHistogramTimedelta",
+        "MetricMeter",
         "QueryRejectCondition",
         "RawValue",
         "RetryPolicy",
@@ -25,6 +34,7 @@ EXPECTED = {
         "WorkflowIDConflictPolicy",
         "WorkflowIDReusePolicy",
     },
+    "cadenza.runtime": {"PrometheusConfig", "Runtime", "TelemetryConfig"},
     "cadenza.exceptions": {
         "ActivityError",
         "ApplicationError",

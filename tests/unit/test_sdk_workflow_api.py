@@ -272,8 +272,6 @@ def test_unsupported_features_say_so() -> None:
         workflow.start_local_activity(charge, "o")
     with pytest.raises(NotImplementedError, match="Local activities are not supported"):
         asyncio.run(workflow.execute_local_activity(charge, "o"))
-    with pytest.raises(NotImplementedError, match="metric"):
-        workflow.metric_meter()
     with pytest.raises(RuntimeError, match="continue_as_new"):
         workflow.ContinueAsNewError()
 
