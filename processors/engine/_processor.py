@@ -951,7 +951,10 @@ def run_engine(settings: Settings, *, data_dir: str | None = None, visibility: b
 
 
 def _serve_http(settings: Settings, engine: Engine) -> HttpServer | None:
-    # Imported here: the API's client is not loaded into an engine that serves no page.
+    if settings.http_address == "off":  # the setting's parser spells every "none" so
+        return None
+    # Imported only to serve: the API's client (and the SDK modules it pulls in) cost
+    # 5 MiB, which an engine that serves no page need not pay (BENCHMARKS, entry 45).
     from ..http import HttpServer, parse_address
 
     address = parse_address(settings.http_address)
