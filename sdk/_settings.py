@@ -74,13 +74,15 @@ def _parse_optional_str(raw: str) -> str | None:
 
 
 def _parse_http_address(raw: str) -> str:
+    """``off`` (or none/no), ``HOST:PORT``, ``[v6]:PORT``; a bare ``PORT`` or ``:PORT`` is
+    on loopback, never every interface by accident."""
     text = raw.strip()
     if text.lower() in ("off", "none", "no"):
         return "off"
-    _host, sep, port = text.rpartition(":")
+    host, _, port = text.rpartition(":")
     if not port.isdigit() or int(port) > 65535:
         raise SettingsError(f"{raw!r} is not HOST:PORT (e.g. 127.0.0.1:8233) or 'off'")
-    return text if sep else f"127.0.0.1:{port}"
+    return f"{host or '127.0.0.1'}:{port}"
 
 
 _CODECS = ("auto", "native", "python")

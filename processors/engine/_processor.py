@@ -955,18 +955,15 @@ def _serve_http(settings: Settings, engine: Engine) -> HttpServer | None:
         return None
     # Imported only to serve: the API's client (and the SDK modules it pulls in) cost
     # 5 MiB, which an engine that serves no page need not pay (BENCHMARKS, entry 45).
-    from ..http import HttpServer, parse_address
+    from ..http import HttpServer
 
-    address = parse_address(settings.http_address)
-    if address is None:
-        return None
     try:
-        server = HttpServer(settings, address, metrics=engine.metrics.render)
+        server = HttpServer(settings, settings.http_address, metrics=engine.metrics.render)
     except OSError as exc:
         _log.warning(
-            "not serving the web UI and API on %s:%d: %s (another process has the port; "
+            "not serving the web UI and API on %s: %s (another process has the port; "
             "choose another with --http HOST:PORT, or --http off)",
-            *address,
+            settings.http_address,
             exc.strerror or exc,
         )
         return None

@@ -4,6 +4,6 @@
 ``127.0.0.1:8233``); see :mod:`cadenza.processors.http._server` for the routes.
 """
 
-from ._server import HttpServer, parse_address
+from ._server import HttpServer
 
-__all__ = ["HttpServer", "parse_address"]
+__all__ = ["HttpServer"]

@@ -39,7 +39,7 @@ from collections.abc import Callable, Coroutine
 from concurrent.futures import TimeoutError as FutureTimeout
 from datetime import timedelta
 from http import HTTPStatus
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http.server import BaseHTTPRequestHandler
 from pathlib import Path
 from typing import Any, TypeVar
 from urllib.parse import parse_qs, unquote, urlsplit
@@ -52,6 +52,7 @@ from cadenza.client import (
     TransportError,
 )
 from cadenza.client._json import description_json, event_json, execution_json
+from cadenza.runtime._prometheus import CONTENT_TYPE, bind_http_server
 
 _log = logging.getLogger("cadenza.http")
 _T = TypeVar("_T")
@@ -80,28 +81,6 @@ class ApiError(Exception):
     @property
     def status(self) -> HTTPStatus:
         return _CODES.get(self.code, HTTPStatus.INTERNAL_SERVER_ERROR)
-
-
-def parse_address(text: str) -> tuple[str, int] | None:
-    """``HOST:PORT`` (or ``:PORT``, or ``PORT``) -> (host, port); ``off`` or ``""`` -> None.
-
-    Example:
-        >>> parse_address("127.0.0.1:8233"), parse_address(":0"), parse_address("off")
-        (('127.0.0.1', 8233), ('127.0.0.1', 0), None)
-    """
-    text = text.strip()
-    if text.lower() in ("", "off", "none", "no"):
-        return None
-    host, _, port = text.rpartition(":")
-    try:
-        number = int(port)
-    except ValueError:
-        raise ValueError(
-            f"{text!r} is not an HTTP address: give HOST:PORT (e.g. 127.0.0.1:8233) or 'off'"
-        ) from None
-    if not 0 <= number <= 65535:
-        raise ValueError(f"port {number} is out of range 0-65535")
-    return (host.strip("[]") or "127.0.0.1", number)
 
 
 class _ClientThread:
@@ -156,8 +135,8 @@ class HttpServer:
 
     Example::
 
-        server = HttpServer(settings, ("127.0.0.1", 8233), metrics=engine.metrics.render)
-        server.start()   # raises OSError if the address is taken
+        server = HttpServer(settings, "127.0.0.1:8233", metrics=engine.metrics.render)
+        server.start()   # the constructor raised OSError if the address is taken
         ...
         server.stop()
     """
@@ -165,21 +144,21 @@ class HttpServer:
     def __init__(
         self,
         settings: Settings,
-        address: tuple[str, int],
+        address: str,
         *,
         metrics: Callable[[], str] | None = None,
     ) -> None:
         self.settings = settings
         self._metrics = metrics
         self._clients = _ClientThread(settings)
-        self._httpd = ThreadingHTTPServer(address, _handler_for(self))
-        self._httpd.daemon_threads = True
+        self._httpd = bind_http_server(address, _handler_for(self))
         self._thread: threading.Thread | None = None
 
     @property
     def url(self) -> str:
         host, port = self._httpd.server_address[:2]
-        return f"http://{host!s}:{port}"
+        host = str(host)
+        return f"http://[{host}]:{port}" if ":" in host else f"http://{host}:{port}"
 
     def start(self) -> None:
         self._thread = threading.Thread(
@@ -315,7 +294,7 @@ def _handler_for(server: HttpServer) -> type[BaseHTTPRequestHandler]:
                 self._send(
                     HTTPStatus.OK,
                     server.metrics_text().encode(),
-                    "text/plain; version=0.0.4; charset=utf-8",
+                    CONTENT_TYPE,
                 )
             elif path.startswith(_API):
                 query = {k: v[-1] for k, v in parse_qs(url.query).items()}

@@ -485,6 +485,19 @@ class _Server6(_Server):
     address_family = socket.AF_INET6
 
 
+def bind_http_server(address: str, handler: type[BaseHTTPRequestHandler]) -> ThreadingHTTPServer:
+    """A threading HTTP server bound to ``HOST:PORT`` (IPv4 or ``[v6]``), not yet serving;
+    the processors' API binds through this too.
+
+    Raises:
+        ValueError: Not ``HOST:PORT``.
+        OSError: The address cannot be bound (taken, or not this machine's).
+    """
+    host, port = parse_bind_address(address)
+    server_class = _Server6 if ":" in host else _Server
+    return server_class((host, port), handler)
+
+
 class MetricsServer:
     """Serves ``render()`` at ``/metrics`` of ``address``, from a daemon thread.
 
@@ -492,9 +505,7 @@ class MetricsServer:
     """
 
     def __init__(self, address: str, render: Callable[[], str]) -> None:
-        host, port = parse_bind_address(address)
-        server_class = _Server6 if ":" in host else _Server
-        self._httpd = server_class((host, port), _handler(render))
+        self._httpd = bind_http_server(address, _handler(render))
         self._thread = threading.Thread(
             target=self._httpd.serve_forever, name="cadenza-metrics", daemon=True
         )

@@ -26,6 +26,8 @@ from cadenza.client import Client, WorkflowExecutionStatus
 from cadenza.topics import TopicAdmin
 from cadenza.worker import Worker
 
+from ..prometheus_text import parse
+
 QUEUE = "http-api"
 
 
@@ -262,6 +264,7 @@ def test_metrics_count_what_the_engine_did(api: Api, settings: Settings) -> None
     asyncio.run(asyncio.wait_for(run_two(), 60))
     kind, text = api.text("/metrics")
     assert kind.startswith("text/plain; version=0.0.4")
+    parse(text)  # strict: families, labels, histogram buckets that add up
     samples = {}
     for line in text.splitlines():
         if line and not line.startswith("#"):

@@ -15,7 +15,8 @@ from cadenza.client import WorkflowExecution, WorkflowExecutionStatus
 from cadenza.client._json import event_json, execution_json, payload_json, value_json
 from cadenza.converter import DataConverter
 from cadenza.processors.engine._metrics import TRANSACTION_BUCKETS, EngineMetrics
-from cadenza.processors.http import parse_address
+from cadenza.runtime._prometheus import parse_bind_address
+from tests.prometheus_text import parse
 
 
 def _payload(encoding: bytes, data: bytes) -> dict[str, object]:
@@ -110,6 +111,7 @@ def test_metrics_render_in_the_prometheus_text_format() -> None:
     metrics.dead_letters += 1
     metrics.partitions = 4
     text = metrics.render()
+    parse(text)  # strict: families, labels, histogram buckets that add up
     samples = {}
     for line in text.splitlines():
         if line.startswith("#"):
@@ -150,9 +152,10 @@ def test_http_address_setting_and_option() -> None:
         Settings.from_env({"CADENZA_HTTP_ADDRESS": "x:99999"})
     with pytest.raises(TypeError, match="unknown setting"):
         Settings.defaults().replace(colour="blue")
-    assert parse_address("[::1]:8233") == ("::1", 8233)
+    assert Settings.from_env({"CADENZA_HTTP_ADDRESS": ":0"}).http_address == "127.0.0.1:0"
+    assert parse_bind_address("[::1]:8233") == ("::1", 8233)
     with pytest.raises(ValueError, match="HOST:PORT"):
-        parse_address("nowhere")
+        parse_bind_address("nowhere")
 
 
 @pytest.mark.parametrize(
@@ -160,7 +163,6 @@ def test_http_address_setting_and_option() -> None:
     [
         "cadenza.client._json",
         "cadenza.processors.engine._metrics",
-        "cadenza.processors.http._server",
     ],
 )
 def test_docstring_examples(module: str) -> None:
