@@ -35,6 +35,7 @@ import json
 import logging
 import mimetypes
 import threading
+from collections import OrderedDict
 from collections.abc import Callable, Coroutine
 from concurrent.futures import TimeoutError as FutureTimeout
 from datetime import timedelta
@@ -51,8 +52,10 @@ from cadenza.client import (
     RPCTimeoutOrCancelledError,
     TransportError,
 )
+from cadenza.client._history import RunHistory, read_history
 from cadenza.client._json import description_json, event_json, execution_json
 from cadenza.runtime._prometheus import CONTENT_TYPE, bind_http_server
+from cadenza.topics import history_topic
 
 _log = logging.getLogger("cadenza.http")
 _T = TypeVar("_T")
@@ -61,6 +64,9 @@ STATIC = Path(__file__).parent / "static"
 _API = "/api/v1/"
 _MAX_BODY = 1 << 20
 _RPC_TIMEOUT = timedelta(seconds=10)
+_HISTORY_TIMEOUT = 20.0
+_HISTORIES_KEPT = 64
+"""Runs whose history the API keeps, to read only what is new when asked again."""
 _CODES = {
     "INVALID_ARGUMENT": HTTPStatus.BAD_REQUEST,
     "NOT_FOUND": HTTPStatus.NOT_FOUND,
@@ -151,6 +157,9 @@ class HttpServer:
         self.settings = settings
         self._metrics = metrics
         self._clients = _ClientThread(settings)
+        self._history_partitions: int | None = None
+        self._histories: OrderedDict[tuple[str, str | None], RunHistory] = OrderedDict()
+        self._histories_lock = threading.Lock()
         self._httpd = bind_http_server(address, _handler_for(self))
         self._thread: threading.Thread | None = None
 
@@ -261,13 +270,31 @@ class HttpServer:
         return self._clients.run(describe, 15)
 
     def _history(self, workflow_id: str, run_id: str | None) -> Any:
-        async def history(c: Client) -> Any:
-            h = await c.get_workflow_handle(workflow_id, run_id=run_id).fetch_history(
-                rpc_timeout=timedelta(seconds=20)
-            )
-            return {"events": [event_json(e) for e in h.events]}
+        if self._history_partitions is None:
 
-        return self._clients.run(history, 25)
+            async def partitions(c: Client) -> int:
+                return c.transport.partitions_of(history_topic(self.settings))
+
+            self._history_partitions = self._clients.run(partitions, 15)
+        # The page asks again every few seconds while a run is open: keep what was
+        # read, and read only the records written since (see read_history).
+        key = (workflow_id, run_id)
+        with self._histories_lock:
+            since = self._histories.pop(key, None)
+        history = read_history(
+            self.settings,
+            workflow_id,
+            run_id,
+            partitions=self._history_partitions,
+            timeout=_HISTORY_TIMEOUT,
+            since=since,
+        )
+        events = list(history.events)
+        with self._histories_lock:
+            self._histories[key] = history
+            while len(self._histories) > _HISTORIES_KEPT:
+                self._histories.popitem(last=False)
+        return {"events": [event_json(e) for e in events]}
 
 
 def _handler_for(server: HttpServer) -> type[BaseHTTPRequestHandler]:

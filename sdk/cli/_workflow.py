@@ -463,7 +463,9 @@ def show(
     engine. Without --run-id it shows the latest run.
     """
     from cadenza.client import CadenzaServiceError
+    from cadenza.client._history import RunHistory, read_history
     from cadenza.client._json import event_json
+    from cadenza.topics import history_topic
 
     collected: list[dict[str, Any]] = []
 
@@ -477,22 +479,31 @@ def show(
             click.echo(_event_line(view))
 
     async def read(client: Client) -> None:
-        pinned = run_id
+        partitions = client.transport.partitions_of(history_topic(client.settings))
+        history: RunHistory | None = None
         last_id = 0
         while True:
-            handle = client.get_workflow_handle(workflow_id, run_id=pinned)
-            events = (await handle.fetch_history()).events
+            # After the first read, read only what was written since; stay on the
+            # run first shown, even when it continues as new meanwhile.
+            history = await asyncio.to_thread(
+                read_history,
+                client.settings,
+                workflow_id,
+                run_id if history is None else history.run_id,
+                partitions=partitions,
+                since=history,
+            )
+            events = history.events
             if not events:
                 if last_id == 0:
                     raise CadenzaServiceError("no history", "NOT_FOUND")
                 await asyncio.sleep(_FOLLOW_INTERVAL)
                 continue
+            history.latest = False
             for event in events:
                 if int(event["event_id"]) > last_id:
                     emit(event)
                     last_id = int(event["event_id"])
-            # Stay on this run, even when it continues as new meanwhile.
-            pinned = pinned or str(events[0]["run_id"])
             if not follow or _event_type(events[-1]) in _CLOSING_EVENTS:
                 return
             await asyncio.sleep(_FOLLOW_INTERVAL)

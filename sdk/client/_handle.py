@@ -519,11 +519,13 @@ class WorkflowHandle(Generic[SelfType, ReturnType]):
     async def fetch_history(self, *, rpc_timeout: timedelta | None = None) -> WorkflowHistory:
         """The run's history events, read from the ``history`` topic.
 
-        This scans the workflow's partition of ``<ns>.history`` from its first
-        offset to its current end (a partition holds the events of every workflow
-        that hashes to it), keeping the events of this workflow id and of
-        :attr:`run_id`, or of the latest run when the handle has no run id.
-        Payloads in the events are left encoded, as temporalio leaves them.
+        This reads the workflow's partition of ``<ns>.history`` (a partition holds
+        the events of every workflow that hashes to it) back from its end until
+        the run's start, keeping the events of this workflow id and of
+        :attr:`run_id`, or of the latest run when the handle has no run id. A run
+        that started long ago costs a read of everything written since. It needs
+        no processor running. Payloads in the events are left encoded, as
+        temporalio leaves them.
 
         Args:
             rpc_timeout: Give up after this long (default: no limit).

@@ -402,3 +402,75 @@ def test_fetch_history_reads_the_workflow_partition(topics: Settings) -> None:
             assert nothing.events == []
 
     asyncio.run(main())
+
+
+def test_history_is_read_back_only_as_far_as_the_run_started(
+    topics: Settings, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Reads go back from the partition's end in growing ranges, stopping at the
+    range that holds the run's start, and a resumed read reads only what is new."""
+    from cadenza.client import _history
+
+    wid = "cart-long-partition"
+    other = neighbour_of(wid, topics.partitions)
+    topic = history_topic(topics)
+    producer = Producer(topics.producer_config())
+
+    def write(*records: dict[str, Any]) -> None:
+        for record in records:
+            producer.produce(
+                topic,
+                schemas.encode(schemas.HISTORY_EVENT, record),
+                record["workflow_id"].encode(),
+            )
+        assert producer.flush(10) == 0
+
+    fillers = 30_000  # more than the first two ranges (4,096 and 16,384 records)
+    write(event(wid, "r1", 1, started("r1")), event(wid, "r1", 2, signaled("add")))
+    write(*(event(other, "x", i + 1, signaled("noise")) for i in range(fillers)))
+    write(event(wid, "r1", 3, continued("r2")), event(wid, "r2", 1, started("r2")))
+    write(*(event(other, "x", fillers + i + 1, signaled("noise")) for i in range(100)))
+
+    ranges: list[tuple[int, int]] = []
+    read = _history._Reader.read
+
+    def spy(self: Any, start: int, end: int) -> list[dict[str, Any]]:
+        ranges.append((start, end))
+        return read(self, start, end)
+
+    monkeypatch.setattr(_history._Reader, "read", spy)
+    partitions = topics.partitions
+
+    latest = _history.read_history(topics, wid, None, partitions=partitions)
+    assert latest.run_id == "r2"
+    assert [e["event_id"] for e in latest.events] == [1]
+    assert len(ranges) == 1, "r2 started within the first range back from the end"
+    end = latest.next_offset
+    assert ranges[0] == (end - 4096, end)
+
+    ranges.clear()
+    pinned = _history.read_history(topics, wid, "r1", partitions=partitions)
+    assert [e["event_id"] for e in pinned.events] == [1, 2, 3]
+    assert ranges[-1][0] == 0, "r1 started at the partition's beginning"
+    assert [b - a for a, b in ranges] == [4096, 16384, end - 4096 - 16384]
+
+    # Resumed reads: r2 goes on, then continues as new into r3.
+    write(event(wid, "r2", 2, signaled("checkout")), event(other, "x", 0, signaled("noise")))
+    ranges.clear()
+    assert _history.read_history(topics, wid, None, partitions=partitions, since=latest) is latest
+    assert ranges == [(end, latest.next_offset)]
+    assert [e["event_id"] for e in latest.events] == [1, 2]
+    pinned_before = list(pinned.events)
+    _history.read_history(topics, wid, "r1", partitions=partitions, since=pinned)
+    assert pinned.events == pinned_before, "r1 closed: nothing new for it"
+
+    write(
+        event(wid, "r2", 2, signaled("checkout")),  # written twice: kept once
+        event(wid, "r2", 3, continued("r3")),
+        event(wid, "r3", 1, started("r3")),
+    )
+    _history.read_history(topics, wid, None, partitions=partitions, since=latest)
+    assert latest.run_id == "r3", "following the latest run moves on to the new run"
+    assert [(e["run_id"], e["event_id"]) for e in latest.events] == [("r3", 1)]
+    full = _history.read_history(topics, wid, "r2", partitions=partitions)
+    assert [e["event_id"] for e in full.events] == [1, 2, 3]

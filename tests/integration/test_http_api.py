@@ -203,6 +203,11 @@ def test_list_describe_history_and_operate_runs_over_http(api: Api, settings: Se
         assert "HELLO KAFKA!" in json.dumps(completed)
         assert "kafka" in json.dumps(events[0]["attributes"])
 
+        # A running run's history, read before it ends: the API keeps it, and later
+        # requests read only what was written since (checked after the terminate).
+        before = api.get("/api/v1/workflows/approval-3/history")["events"]
+        assert before[0]["eventType"] == "WorkflowExecutionStarted"
+
         # Operate: a signal with a JSON argument, a cancel, a terminate.
         assert api.call(
             "POST", "/api/v1/workflows/approval-1/signal", {"name": "approve", "input": ["the web"]}
@@ -221,6 +226,9 @@ def test_list_describe_history_and_operate_runs_over_http(api: Api, settings: Se
             "the termination in history",
         )
         assert history[0]["attributes"]["reason"] == "test ends it"
+        after = api.get("/api/v1/workflows/approval-3/history")["events"]
+        assert after[: len(before)] == before
+        assert [e["eventId"] for e in after] == list(range(1, len(after) + 1))
 
     asyncio.run(asyncio.wait_for(start_and_finish(), 120))
 
