@@ -17,9 +17,7 @@ Example:
 
 from __future__ import annotations
 
-import bisect
-import os
-from collections.abc import Iterable
+from .._exposition import Histogram, escape, family, process_families
 
 TRANSACTION_BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5)
 """Upper bounds (seconds) of the transaction-duration histogram: a light-load step
@@ -35,14 +33,6 @@ _CLOSED = {
 }
 
 
-def _escape(value: str) -> str:
-    return value.replace("\\", "\\\\").replace('"', '\\"').replace("\n", "\\n")
-
-
-def _family(name: str, kind: str, doc: str, samples: Iterable[str]) -> list[str]:
-    return [f"# HELP {name} {doc}", f"# TYPE {name} {kind}", *samples]
-
-
 class EngineMetrics:
     """Counters of one engine process, labelled with its namespace on render."""
 
@@ -54,16 +44,14 @@ class EngineMetrics:
         self.dead_letters = 0
         self.partitions = 0
         self.events: dict[str, int] = {}
-        self._bucket_counts = [0] * (len(TRANSACTION_BUCKETS) + 1)
-        self._seconds_sum = 0.0
+        self.transaction_seconds = Histogram(TRANSACTION_BUCKETS)
 
     def transaction(self, *, commands: int, timers: int, seconds: float) -> None:
         """One committed engine transaction."""
         self.transactions += 1
         self.commands += commands
         self.timers_fired += timers
-        self._seconds_sum += seconds
-        self._bucket_counts[bisect.bisect_left(TRANSACTION_BUCKETS, seconds)] += 1
+        self.transaction_seconds.observe(seconds)
 
     def event(self, event_type: str) -> None:
         """One history event written, by its type (the full Avro name, or the short one)."""
@@ -71,70 +59,58 @@ class EngineMetrics:
 
     def render(self) -> str:
         """The Prometheus text exposition format (version 0.0.4)."""
-        ns = f'namespace="{_escape(self.namespace)}"'
+        ns = f'namespace="{escape(self.namespace)}"'
         events: dict[str, int] = {}
         for name, count in list(self.events.items()):  # the engine may add a type meanwhile
             short = name.rsplit(".", 1)[-1]
             events[short] = events.get(short, 0) + count
         lines: list[str] = []
-        lines += _family(
+        lines += family(
             "cadenza_engine_commands_total",
             "counter",
             "Commands taken from <ns>.commands and committed.",
             [f"cadenza_engine_commands_total{{{ns}}} {self.commands}"],
         )
-        lines += _family(
+        lines += family(
             "cadenza_engine_transactions_total",
             "counter",
             "Kafka transactions the engine committed.",
             [f"cadenza_engine_transactions_total{{{ns}}} {self.transactions}"],
         )
-        cumulative = 0
-        buckets = []
-        for bound, count in zip(
-            (*TRANSACTION_BUCKETS, float("inf")), self._bucket_counts, strict=True
-        ):
-            cumulative += count
-            le = "+Inf" if bound == float("inf") else repr(bound)
-            buckets.append(
-                f'cadenza_engine_transaction_seconds_bucket{{{ns},le="{le}"}} {cumulative}'
-            )
-        buckets.append(f"cadenza_engine_transaction_seconds_sum{{{ns}}} {self._seconds_sum!r}")
-        buckets.append(f"cadenza_engine_transaction_seconds_count{{{ns}}} {cumulative}")
-        lines += _family(
+        lines += family(
             "cadenza_engine_transaction_seconds",
             "histogram",
             "Time from taking a batch of commands to its transaction's commit.",
-            buckets,
+            self.transaction_seconds.samples("cadenza_engine_transaction_seconds", ns),
         )
-        lines += _family(
+        lines += family(
             "cadenza_engine_timers_fired_total",
             "counter",
             "Timers, timeouts and retries that came due and fired.",
             [f"cadenza_engine_timers_fired_total{{{ns}}} {self.timers_fired}"],
         )
-        lines += _family(
+        lines += family(
             "cadenza_engine_dead_letters_total",
             "counter",
             "Records sent to <ns>.dead-letters (malformed, or an engine error).",
             [f"cadenza_engine_dead_letters_total{{{ns}}} {self.dead_letters}"],
         )
-        lines += _family(
+        lines += family(
             "cadenza_engine_partitions_assigned",
             "gauge",
             "Partitions of <ns>.commands this engine owns now.",
             [f"cadenza_engine_partitions_assigned{{{ns}}} {self.partitions}"],
         )
-        lines += _family(
+        lines += family(
             "cadenza_history_events_total",
             "counter",
             "History events written, by type.",
             [
-                f'cadenza_history_events_total{{{ns},type="{_escape(t)}"}} {n}'
+                f'cadenza_history_events_total{{{ns},type="{escape(t)}"}} {n}'
                 for t, n in sorted(events.items())
             ],
         )
-        lines += _family(
+        lines += family(
             "cadenza_workflows_started_total",
             "counter",
             "Workflow runs started (WorkflowExecutionStarted events).",
@@ -143,7 +119,7 @@ class EngineMetrics:
                 f"{events.get('WorkflowExecutionStarted', 0)}"
             ],
         )
-        lines += _family(
+        lines += family(
             "cadenza_workflows_closed_total",
             "counter",
             "Workflow runs closed, by how they closed.",
@@ -152,40 +128,5 @@ class EngineMetrics:
                 for t, status in _CLOSED.items()
             ],
         )
-        lines += _process_families()
+        lines += process_families()
         return "\n".join(lines) + "\n"
-
-
-def _process_families() -> list[str]:
-    """The standard ``process_*`` metrics of the Prometheus client libraries (Linux)."""
-    times = os.times()
-    lines = _family(
-        "process_cpu_seconds_total",
-        "counter",
-        "User and system CPU time of this process.",
-        [f"process_cpu_seconds_total {times.user + times.system!r}"],
-    )
-    try:
-        with open("/proc/self/statm") as statm:
-            resident_pages = int(statm.read().split()[1])
-        with open("/proc/self/stat") as stat:
-            fields = stat.read().rsplit(")", 1)[1].split()
-        ticks = os.sysconf("SC_CLK_TCK")
-        with open("/proc/stat") as proc_stat:
-            boot = next(int(line.split()[1]) for line in proc_stat if line.startswith("btime "))
-        start = boot + int(fields[19]) / ticks
-    except (OSError, ValueError, StopIteration, IndexError):
-        return lines
-    lines += _family(
-        "process_resident_memory_bytes",
-        "gauge",
-        "Resident memory size in bytes.",
-        [f"process_resident_memory_bytes {resident_pages * os.sysconf('SC_PAGE_SIZE')}"],
-    )
-    lines += _family(
-        "process_start_time_seconds",
-        "gauge",
-        "Start time of the process since the Unix epoch, in seconds.",
-        [f"process_start_time_seconds {start!r}"],
-    )
-    return lines

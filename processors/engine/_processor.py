@@ -51,6 +51,7 @@ from cadenza.topics import (
     workflow_tasks_topic,
 )
 
+from .._dead_letters import dead_letter
 from .._runtime import tune_gc
 from ._apply import Event, State
 from ._decide import decide
@@ -67,6 +68,7 @@ from ._store import (
 
 if TYPE_CHECKING:
     from ..http import HttpServer
+    from ..visibility._metrics import ChildMetrics
 
 from ._timers import Due, due_prefix_end, due_prefix_start, index_key, parse_index_key, timers_of
 
@@ -646,21 +648,7 @@ class Engine:
 
     def _dead_letter(self, msg: Message, reason: str) -> None:
         self.metrics.dead_letters += 1
-        _log.warning(
-            "dead-lettered %s[%d]@%d: %s", msg.topic(), msg.partition(), msg.offset(), reason
-        )
-        self.producer.produce(
-            self.dead_letters,
-            key=msg.key(),
-            value=msg.value(),
-            headers=[
-                ("cadenza-error", reason.encode()),
-                ("cadenza-source-topic", (msg.topic() or "").encode()),
-                ("cadenza-source-partition", str(msg.partition()).encode()),
-                ("cadenza-source-offset", str(msg.offset()).encode()),
-            ],
-            on_delivery=self._delivered,
-        )
+        dead_letter(self.producer, self.dead_letters, msg, reason, on_delivery=self._delivered)
 
     def timer_entries(self) -> list[Due]:
         """Every pending deadline of every owned partition (for tests and tools)."""
@@ -934,13 +922,13 @@ def run_engine(settings: Settings, *, data_dir: str | None = None, visibility: b
     tune_gc()
     engine = Engine(settings, data_dir=data_dir)
     engine.install_signal_handlers()
-    child = _spawn_visibility(settings, data_dir) if visibility else None
+    child, child_metrics = _spawn_visibility(settings, data_dir) if visibility else (None, None)
     print(
         f"engine running for namespace {settings.namespace!r} on "
         f"{settings.resolved_bootstrap_servers} (pid {os.getpid()}, data {engine.home})",
         flush=True,
     )
-    http = _serve_http(settings, engine)
+    http = _serve_http(settings, engine, child_metrics)
     try:
         engine.run()
     finally:
@@ -948,9 +936,13 @@ def run_engine(settings: Settings, *, data_dir: str | None = None, visibility: b
             http.stop()
         if child is not None:
             _stop_child(child)
+        if child_metrics is not None:
+            child_metrics.close()
 
 
-def _serve_http(settings: Settings, engine: Engine) -> HttpServer | None:
+def _serve_http(
+    settings: Settings, engine: Engine, child_metrics: ChildMetrics | None
+) -> HttpServer | None:
     if settings.http_address == "off":  # the setting's parser spells every "none" so
         return None
     # Imported only to serve: the API's client (and the SDK modules it pulls in) cost
@@ -958,7 +950,14 @@ def _serve_http(settings: Settings, engine: Engine) -> HttpServer | None:
     from ..http import HttpServer
 
     try:
-        server = HttpServer(settings, settings.http_address, metrics=engine.metrics.render)
+        render = engine.metrics.render
+        if child_metrics is not None:
+            child = child_metrics
+
+            def render() -> str:
+                return engine.metrics.render() + child.render()
+
+        server = HttpServer(settings, settings.http_address, metrics=render)
     except OSError as exc:
         _log.warning(
             "not serving the web UI and API on %s: %s (another process has the port; "
@@ -972,7 +971,11 @@ def _serve_http(settings: Settings, engine: Engine) -> HttpServer | None:
     return server
 
 
-def _spawn_visibility(settings: Settings, data_dir: str | None) -> subprocess.Popen[bytes]:
+def _spawn_visibility(
+    settings: Settings, data_dir: str | None
+) -> tuple[subprocess.Popen[bytes], ChildMetrics | None]:
+    """Start the visibility child, and (when the engine serves a page) a reader of the
+    metrics it serves on a loopback port that it reports through a pipe."""
     level = logging.getLevelName(logging.getLogger().getEffectiveLevel())
     command = [
         sys.executable,
@@ -989,7 +992,17 @@ def _spawn_visibility(settings: Settings, data_dir: str | None) -> subprocess.Po
         command += ["--data-dir", data_dir]
     env = {k: v for k, v in os.environ.items() if not k.startswith("CADENZA_")}
     env.update(settings.to_env())
-    return subprocess.Popen(command, env=env)
+    if settings.http_address == "off":
+        return subprocess.Popen(command, env=env), None
+    from ..visibility._metrics import ChildMetrics
+
+    port_read, port_write = os.pipe()
+    command += ["--metrics-port-fd", str(port_write)]
+    try:
+        child = subprocess.Popen(command, env=env, pass_fds=(port_write,))
+    finally:
+        os.close(port_write)
+    return child, ChildMetrics(port_read, settings.namespace)
 
 
 def _stop_child(child: subprocess.Popen[bytes]) -> None:

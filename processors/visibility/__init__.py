@@ -11,7 +11,7 @@ beside the engine; tests run it like the engine::
     visibility.stop()
 """
 
-from ._processor import Visibility, run_visibility
+from ._processor import MetricsAddressError, Visibility, run_visibility
 from ._query import Query, QueryError, parse
 
-__all__ = ["Query", "QueryError", "Visibility", "parse", "run_visibility"]
+__all__ = ["MetricsAddressError", "Query", "QueryError", "Visibility", "parse", "run_visibility"]

@@ -64,18 +64,48 @@ def run(
 @settings_options
 @click.option("--data-dir", default=None, help="RocksDB store [env CADENZA_DATA_DIR].")
 @click.option("--log-level", default="INFO", show_default=True)
+@click.option(
+    "--metrics",
+    "metrics_address",
+    default=None,
+    metavar="HOST:PORT",
+    help="Serve Prometheus /metrics here (e.g. 127.0.0.1:8234); not served by default.",
+)
 @click.option("--parent-pid", type=int, default=None, hidden=True)
+@click.option("--metrics-port-fd", type=int, default=None, hidden=True)
 def visibility(
-    settings: Settings, data_dir: str | None, log_level: str, parent_pid: int | None
+    settings: Settings,
+    data_dir: str | None,
+    log_level: str,
+    metrics_address: str | None,
+    parent_pid: int | None,
+    metrics_port_fd: int | None,
 ) -> None:
     """Run only the visibility processor (list_workflows, count_workflows).
 
-    `cadenza processors run` starts one beside each engine; run this instead with
-    `--no-visibility` there to place and scale the projection on its own.
+    `cadenza processors run` starts one beside each engine (its metrics then appear on
+    the engine's /metrics); run this instead with `--no-visibility` there to place
+    and scale the projection on its own.
     """
-    from cadenza.processors.visibility import run_visibility
+    from cadenza.processors.visibility import MetricsAddressError, run_visibility
 
     logging.basicConfig(
         level=log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s"
     )
-    run_visibility(settings, data_dir=data_dir, parent_pid=parent_pid)
+    if metrics_address is not None:
+        from cadenza.runtime._prometheus import parse_bind_address
+
+        try:
+            parse_bind_address(metrics_address)
+        except ValueError as exc:
+            raise click.BadParameter(str(exc), param_hint="--metrics") from None
+    try:
+        run_visibility(
+            settings,
+            data_dir=data_dir,
+            parent_pid=parent_pid,
+            metrics_address=metrics_address,
+            metrics_port_fd=metrics_port_fd,
+        )
+    except MetricsAddressError as exc:
+        raise click.ClickException(f"{exc} (choose another with --metrics HOST:PORT)") from None

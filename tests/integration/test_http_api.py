@@ -20,10 +20,11 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from confluent_kafka import OFFSET_BEGINNING, Consumer, Message, Producer, TopicPartition
 
 from cadenza import Settings, activity, workflow
 from cadenza.client import Client, WorkflowExecutionStatus
-from cadenza.topics import TopicAdmin
+from cadenza.topics import TopicAdmin, dead_letters_topic, visibility_requests_topic
 from cadenza.worker import Worker
 
 from ..prometheus_text import parse
@@ -290,3 +291,128 @@ def test_metrics_count_what_the_engine_did(api: Api, settings: Settings) -> None
     assert samples[f"cadenza_engine_partitions_assigned{{{ns}}}"] == settings.partitions
     assert samples["process_resident_memory_bytes"] > 10 * 2**20
     assert samples["process_cpu_seconds_total"] > 0
+
+    # The visibility child's metrics, on the same page.
+    assert len(_listed(api, "WorkflowType = 'Greeter'")) == 2
+    events = sum(v for k, v in samples.items() if k.startswith("cadenza_history_events_total{"))
+
+    def visibility_caught_up() -> dict[str, float] | None:
+        now = _samples(api.text("/metrics")[1])
+        folded = now.get(f"cadenza_visibility_events_folded_total{{{ns}}}")
+        lag = now.get(f"cadenza_visibility_history_lag_records{{{ns}}}")
+        return now if folded == events and lag == 0 else None
+
+    seen = _wait(visibility_caught_up, 30, "the visibility child to report every event folded")
+    assert seen[f"cadenza_visibility_up{{{ns}}}"] == 1
+    assert seen[f'cadenza_visibility_requests_total{{{ns},kind="list",outcome="ok"}}'] >= 1
+    assert seen[f'cadenza_visibility_request_seconds_count{{{ns},kind="list"}}'] >= 1
+    assert seen[f"cadenza_visibility_records_skipped_total{{{ns}}}"] == 0
+    assert seen["cadenza_visibility_process_resident_memory_bytes"] > 10 * 2**20
+    parse(api.text("/metrics")[1])
+
+    # A record on visibility-requests that is not a request is dead-lettered, with why.
+    producer = Producer(settings.producer_config())
+    producer.produce(visibility_requests_topic(settings), b"not avro", b"k")
+    assert producer.flush(10) == 0
+    _wait(
+        lambda: (
+            _samples(api.text("/metrics")[1]).get(f"cadenza_visibility_dead_letters_total{{{ns}}}")
+            == 1
+        ),
+        30,
+        "the dead letter counted",
+    )
+    parked = _read_all(settings, dead_letters_topic(settings))
+    assert [m.value() for m in parked] == [b"not avro"]
+    headers = dict(parked[0].headers() or [])
+    assert headers["cadenza-error"].startswith(b"not a visibility request")
+    assert headers["cadenza-source-topic"] == visibility_requests_topic(settings).encode()
+    # ... and the processor went on answering.
+    assert api.get("/api/v1/workflow-count")["count"] == 3
+
+
+def _samples(text: str) -> dict[str, float]:
+    return {
+        name: float(value)
+        for name, _, value in (
+            line.rpartition(" ") for line in text.splitlines() if line and line[0] != "#"
+        )
+    }
+
+
+def _read_all(settings: Settings, topic: str) -> list[Message]:
+    consumer = Consumer(
+        {
+            **settings.kafka_config(),
+            "group.id": f"test-{time.monotonic_ns()}",
+            "auto.offset.reset": "earliest",
+            "enable.partition.eof": True,
+        }
+    )
+    consumer.assign([TopicPartition(topic, 0, OFFSET_BEGINNING)])
+    found = []
+    try:
+        while True:
+            msg = consumer.poll(10)
+            assert msg is not None, f"no end of {topic} in 10 s"
+            if msg.error() is not None:
+                return found
+            found.append(msg)
+    finally:
+        consumer.close()
+
+
+def test_a_visibility_processor_alone_serves_its_metrics(
+    settings: Settings, tmp_path: Path
+) -> None:
+    TopicAdmin(settings).create()
+    env = {k: v for k, v in os.environ.items() if not k.startswith("CADENZA_")}
+    env.update(settings.to_env())
+    env["CADENZA_DATA_DIR"] = str(tmp_path)
+    port = _free_port()
+    command = [sys.executable, "-m", "cadenza.cli", "processors", "visibility"]
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        refused = subprocess.run(
+            [*command, "--metrics", f"127.0.0.1:{taken.getsockname()[1]}"],
+            env=env,
+            capture_output=True,
+            text=True,
+            timeout=60,
+        )
+    assert refused.returncode == 1
+    assert "cannot serve /metrics on 127.0.0.1:" in refused.stderr
+    assert "choose another with --metrics HOST:PORT" in refused.stderr
+    bad = subprocess.run(
+        [*command, "--metrics", "here"], env=env, capture_output=True, text=True, timeout=60
+    )
+    assert bad.returncode == 2 and "HOST:PORT" in bad.stderr
+
+    alone = subprocess.Popen([*command, "--metrics", f"127.0.0.1:{port}"], env=env)
+    try:
+        api = Api(f"http://127.0.0.1:{port}")
+
+        def scraped() -> str | None:
+            try:
+                return api.text("/metrics")[1]
+            except OSError:
+                return None
+
+        text = _wait(scraped, 30, "the visibility processor's /metrics")
+        parse(text)
+        samples = _wait(
+            lambda: (
+                (now := _samples(api.text("/metrics")[1]))
+                and f'cadenza_visibility_history_lag_records{{namespace="{settings.namespace}"}}'
+                in now
+                and now
+            ),
+            30,
+            "the lag, once the history partitions are assigned",
+        )
+        assert samples["process_cpu_seconds_total"] > 0  # the standard names, alone
+        assert "cadenza_visibility_up" not in text
+    finally:
+        alone.terminate()
+        assert alone.wait(30) == 0

@@ -15,6 +15,7 @@ from cadenza.client import WorkflowExecution, WorkflowExecutionStatus
 from cadenza.client._json import event_json, execution_json, payload_json, value_json
 from cadenza.converter import DataConverter
 from cadenza.processors.engine._metrics import TRANSACTION_BUCKETS, EngineMetrics
+from cadenza.processors.visibility._metrics import VisibilityMetrics
 from cadenza.runtime._prometheus import parse_bind_address
 from tests.prometheus_text import parse
 
@@ -140,6 +141,44 @@ def test_metrics_render_in_the_prometheus_text_format() -> None:
     assert text.endswith("\n")
 
 
+def test_visibility_metrics_render_in_the_prometheus_text_format() -> None:
+    metrics = VisibilityMetrics("ns")
+    assert "cadenza_visibility_history_lag_records{" not in metrics.render()  # not known yet
+    metrics.lag = lambda: 7
+    metrics.folded(events=40, skipped=0)
+    metrics.folded(events=2, skipped=1)
+    metrics.request("list", "ok", 0.0004)
+    metrics.request("list", "ok", 0.02)
+    metrics.request("count", "invalid_argument", 0.001)
+    metrics.request("list", "stale", None)
+    metrics.dead_letters += 1
+    text = metrics.render(process_prefix="cadenza_visibility_process")
+    parse(text)  # strict: families, labels, histogram buckets that add up
+    samples = {
+        name: float(value)
+        for name, _, value in (
+            line.rpartition(" ") for line in text.splitlines() if not line.startswith("#")
+        )
+    }
+    ns = 'namespace="ns"'
+    assert samples[f"cadenza_visibility_events_folded_total{{{ns}}}"] == 42
+    assert samples[f"cadenza_visibility_records_skipped_total{{{ns}}}"] == 1
+    assert samples[f"cadenza_visibility_history_lag_records{{{ns}}}"] == 7
+    requests = "cadenza_visibility_requests_total"
+    assert samples[f'{requests}{{{ns},kind="list",outcome="ok"}}'] == 2
+    assert samples[f'{requests}{{{ns},kind="list",outcome="stale"}}'] == 1
+    assert samples[f'{requests}{{{ns},kind="count",outcome="invalid_argument"}}'] == 1
+    seconds = "cadenza_visibility_request_seconds"
+    assert samples[f'{seconds}_bucket{{{ns},kind="list",le="0.001"}}'] == 1
+    assert samples[f'{seconds}_bucket{{{ns},kind="list",le="+Inf"}}'] == 2
+    assert samples[f'{seconds}_count{{{ns},kind="count"}}'] == 1
+    assert samples[f"cadenza_visibility_dead_letters_total{{{ns}}}"] == 1
+    # Beside the engine's own process_* on one page, the child's have their own names.
+    assert samples["cadenza_visibility_process_cpu_seconds_total"] > 0
+    assert "\nprocess_cpu_seconds_total" not in text
+    assert "\nprocess_cpu_seconds_total " in metrics.render()
+
+
 def test_http_address_setting_and_option() -> None:
     assert Settings.defaults().http_address == "127.0.0.1:8233"
     assert Settings.from_env({"CADENZA_HTTP_ADDRESS": "OFF"}).http_address == "off"
@@ -163,6 +202,8 @@ def test_http_address_setting_and_option() -> None:
     [
         "cadenza.client._json",
         "cadenza.processors.engine._metrics",
+        "cadenza.processors.visibility._metrics",
+        "cadenza.processors._exposition",
     ],
 )
 def test_docstring_examples(module: str) -> None:
