@@ -18,6 +18,8 @@ _R = "cadenza.reply."
 STICKY_CACHE_MISS = "STICKY_CACHE_MISS"
 UNHANDLED_COMMAND = "UNHANDLED_COMMAND"
 _MAX_TASK_BACKOFF_MS = 60_000
+MAX_RETRY_TASK_TIMEOUT_MS = 600_000
+"""The longest start-to-close timeout a retried workflow task grows to (10 minutes)."""
 _RUN_ID_NAMESPACE = uuid.UUID("7b0c1f5e-6a3d-4c59-9d3e-3f0b8a2c1d10")
 _RUN_ID_PREFIX = _RUN_ID_NAMESPACE.bytes
 _sha1 = hashlib.sha1
@@ -238,7 +240,7 @@ def _dispatch_new_task(
     ``eager``, return its encoding instead); or, with ``ran_at_ms``, only record it,
     as a worker already ran it at that time (a continuation: its completion is
     applied next)."""
-    timeout = state["task_timeout_ms"]
+    timeout = task_timeout_ms(state["task_timeout_ms"], attempt)
     scheduled = emit(
         ctx,
         state,
@@ -254,6 +256,30 @@ def _dispatch_new_task(
     if ran_at_ms is None:
         return _send_workflow_task(ctx, state, eager=eager)
     return None
+
+
+def task_timeout_ms(run_task_timeout_ms: int, attempt: int) -> int:
+    """The start-to-close timeout of a workflow task's ``attempt``: the run's task
+    timeout, doubled for each attempt after the first, up to 10 minutes (or the run's
+    timeout when that is longer).
+
+    On Kafka a workflow task counts as started when the engine sends it. A worker that
+    crashes leaves its tasks to be read again by the next one (it commits a task's
+    record only once answered), so a task that times out has mostly not been taken
+    yet: no worker runs for its queue, or they are behind. Sending it again every 10
+    seconds would only add a task record and three history events per run each time
+    (26,000 events a day per run during a day without workers, and a storm of
+    duplicates for workers that are behind); growing the timeout bounds that at one
+    task every 10 minutes, and a worker that comes back takes the newest task at once.
+
+    Example:
+        >>> [task_timeout_ms(10_000, n) // 1000 for n in (1, 2, 3, 7, 8, 20)]
+        [10, 20, 40, 600, 600, 600]
+    """
+    if attempt <= 1:
+        return run_task_timeout_ms
+    grown = run_task_timeout_ms << min(attempt - 1, 16)
+    return max(run_task_timeout_ms, min(grown, MAX_RETRY_TASK_TIMEOUT_MS))
 
 
 def _send_workflow_task(

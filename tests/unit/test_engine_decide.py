@@ -14,6 +14,7 @@ from cadenza.processors.engine._timers import timers_of
 from cadenza.worker._continuation import continuation_history
 
 T0 = 1_700_000_000_000
+_H = "cadenza.history."
 
 
 class _Outputs:
@@ -93,6 +94,41 @@ def test_a_task_resent_after_a_sticky_cache_miss_times_out_from_the_resend(
         if due.kind.startswith("WORKFLOW_TASK")
     }
     assert deadlines == {T0 + 8000 + 10_000}
+    store.close()
+
+
+def test_a_task_nobody_takes_is_sent_again_less_and_less_often(tmp_path: Path) -> None:
+    """No worker for the queue: each timed-out attempt gets twice the timeout, up to
+    10 minutes, so a day without workers costs a run about 150 attempts, not 8,640."""
+    store, out = PartitionStore(tmp_path), _Outputs()
+    start = {"workflow_type": "W", "task_queue": "q", "request_id": "r", "task_timeout_ms": 10_000}
+    _step(store, out, T0, _command(("cadenza.command.StartWorkflow", start)))
+    run_id = out.workflow_tasks[-1]["run_id"]
+    now, gaps = T0, []
+    while now < T0 + 86_400_000:
+        [due] = [d for d in timers_of(store.state("w")) if d.kind == "WORKFLOW_TASK_START_TO_CLOSE"]
+        gaps.append(due.due_time_ms - now)
+        now = due.due_time_ms
+        _step(store, out, now, _timeout_fired(run_id, due))
+    assert gaps[:8] == [10_000, 20_000, 40_000, 80_000, 160_000, 320_000, 600_000, 600_000]
+    assert len(out.workflow_tasks) == len(gaps) + 1 < 160
+    scheduled = [a for name, a in out.events if name == _H + "WorkflowTaskScheduled"]
+    assert [a["start_to_close_timeout_ms"] for a in scheduled[:4]] == [
+        10_000,
+        20_000,
+        40_000,
+        80_000,
+    ]
+    assert [a["attempt"] for a in scheduled[:3]] == [1, 2, 3]
+    # A worker that comes back takes the newest task, and the run goes on.
+    task = out.workflow_tasks[-1]
+    done = {
+        "scheduled_event_id": task["scheduled_event_id"],
+        "attempt": task["attempt"],
+        "commands": [("cadenza.command.CompleteWorkflowExecution", {"result": None})],
+    }
+    _step(store, out, now + 5, _command(("cadenza.command.WorkflowTaskCompleted", done), run_id))
+    assert out.events[-1][0] == _H + "WorkflowExecutionCompleted"
     store.close()
 
 
@@ -254,8 +290,6 @@ def test_a_failed_eager_attempt_is_retried_through_the_task_topic(tmp_path: Path
 
 
 # -- continuations (a worker runs the next task itself after an eager attempt) ------------
-
-_H = "cadenza.history."
 
 
 def _continued(result: list[Any], commands: list[Any], *, task: int = 8, at: int) -> dict[str, Any]:

@@ -1,4 +1,4 @@
-"""The examples in the SDK's docstrings run and say what they show."""
+"""The examples in the docstrings of the SDK and the processors run and say what they show."""
 
 from __future__ import annotations
 
@@ -10,7 +10,7 @@ import pytest
 
 import cadenza
 
-PACKAGES = ("common", "exceptions", "converter", "activity", "workflow")
+PACKAGES = ("common", "exceptions", "converter", "activity", "workflow", "processors")
 
 
 def _modules() -> list[str]:
@@ -19,7 +19,7 @@ def _modules() -> list[str]:
         full = f"cadenza.{package}"
         names.append(full)
         module = importlib.import_module(full)
-        names += [f"{full}.{m.name}" for m in pkgutil.iter_modules(module.__path__)]
+        names += [m.name for m in pkgutil.walk_packages(module.__path__, f"{full}.")]
     return sorted(names)
 
 
