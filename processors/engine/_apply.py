@@ -167,6 +167,7 @@ def _activity_scheduled(state: State, attrs: Attrs, event: Event) -> None:
         "dispatched": True,
         # An eager attempt runs from the moment its workflow task completed.
         "started_time_ms": now if eager else None,
+        "start_check_ms": None,
         "heartbeat_details": [],
         "last_heartbeat_time_ms": None,
         "cancel_requested": False,

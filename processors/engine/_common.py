@@ -334,6 +334,7 @@ def _send_activity_task(ctx: Context, state: State, activity: dict[str, Any]) ->
     activity["dispatched"] = True
     activity["attempt_time_ms"] = ctx.now_ms
     activity["started_time_ms"] = None
+    activity["start_check_ms"] = None
     activity["eager"] = False
     ctx.activity_task(
         {

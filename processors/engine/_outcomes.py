@@ -7,6 +7,7 @@ from typing import Any
 
 from ._apply import State
 from ._common import (
+    MAX_RETRY_TASK_TIMEOUT_MS,
     Context,
     _activity_attempt_failed,
     _close,
@@ -191,6 +192,8 @@ def _heartbeat(ctx: Context, command: dict[str, Any], body: dict[str, Any]) -> N
     state, activity = pending
     activity["heartbeat_details"] = body.get("details", [])
     activity["last_heartbeat_time_ms"] = ctx.now_ms
+    if activity["started_time_ms"] is None:  # a heartbeat says it started too
+        activity["started_time_ms"] = ctx.now_ms
     ctx.put(state)
     _reply(
         ctx,
@@ -421,14 +424,16 @@ def _activity_timeout(kind: str) -> Callable[[Context, State, int, int, int], bo
             )
         elif not activity["dispatched"]:
             return False
+        elif kind == "START_TO_CLOSE" and activity["started_time_ms"] is None:
+            return _look_again_later(ctx, activity)
         elif kind == "START_TO_CLOSE":
-            begin = activity["started_time_ms"] or activity["attempt_time_ms"]
-            deadline = begin + (activity["start_to_close_timeout_ms"] or 0)
+            deadline = activity["started_time_ms"] + (activity["start_to_close_timeout_ms"] or 0)
         elif kind == "HEARTBEAT":
-            last = activity["last_heartbeat_time_ms"] or activity["attempt_time_ms"]
-            deadline = max(last, activity["attempt_time_ms"]) + (
-                activity["heartbeat_timeout_ms"] or 0
-            )
+            started = activity["started_time_ms"]
+            if started is None:
+                return False
+            last = max(activity["last_heartbeat_time_ms"] or 0, started)
+            deadline = last + (activity["heartbeat_timeout_ms"] or 0)
         else:  # SCHEDULE_TO_START
             if activity["started_time_ms"] is not None:
                 return False
@@ -442,6 +447,27 @@ def _activity_timeout(kind: str) -> Callable[[Context, State, int, int, int], bo
         return True
 
     return handler
+
+
+def _look_again_later(ctx: Context, activity: dict[str, Any]) -> bool:
+    """An attempt's start-to-close deadline passed, and no worker said it started it.
+
+    Start-to-close counts from when a worker starts the attempt, as in Temporal. A
+    worker says so (``ActivityTaskStarted``, or a heartbeat) once an attempt has run
+    a moment (see the activity worker's ``started_ack_delay``), so an attempt with no
+    word after its whole timeout has not been taken: no worker runs for its queue,
+    or they are behind (a worker that crashed leaves its task to be read again by
+    the next one). Its record is still on the topic, so nothing is sent again: the
+    engine looks again after as long as it has waited (at least the timeout, at
+    most 10 minutes), and the attempt keeps waiting, as it would in Temporal's
+    task queue, unless its schedule-to-start or schedule-to-close timeout ends it.
+    """
+    timeout = activity["start_to_close_timeout_ms"] or 0
+    waited = ctx.now_ms - activity["attempt_time_ms"]
+    activity["start_check_ms"] = ctx.now_ms + min(
+        max(timeout, waited), max(timeout, MAX_RETRY_TASK_TIMEOUT_MS)
+    )
+    return True
 
 
 def _workflow_timeout(ctx: Context, state: State, ref: int, attempt: int, due: int) -> bool:

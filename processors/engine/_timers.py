@@ -70,12 +70,18 @@ def timers_of(state: State | None) -> set[Due]:
         if not activity["dispatched"]:
             out.add(Due(activity["attempt_time_ms"], "ACTIVITY_RETRY_BACKOFF", ref, attempt))
             continue
-        begin = activity["started_time_ms"] or activity["attempt_time_ms"]
+        started = activity["started_time_ms"]
         if activity["start_to_close_timeout_ms"]:
-            due = begin + activity["start_to_close_timeout_ms"]
+            if started is None:
+                # Not known to be taken: when to look again (see _activity_timeout).
+                due = activity.get("start_check_ms") or (
+                    activity["attempt_time_ms"] + activity["start_to_close_timeout_ms"]
+                )
+            else:
+                due = started + activity["start_to_close_timeout_ms"]
             out.add(Due(due, "ACTIVITY_START_TO_CLOSE", ref, attempt))
-        if activity["heartbeat_timeout_ms"]:
-            last = max(activity["last_heartbeat_time_ms"] or 0, activity["attempt_time_ms"])
+        if activity["heartbeat_timeout_ms"] and started is not None:
+            last = max(activity["last_heartbeat_time_ms"] or 0, started)
             out.add(
                 Due(last + activity["heartbeat_timeout_ms"], "ACTIVITY_HEARTBEAT", ref, attempt)
             )

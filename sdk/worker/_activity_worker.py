@@ -264,6 +264,29 @@ class _ThreadCanceller:
 # -- one running attempt -------------------------------------------------------------------
 
 
+STARTED_ACK_DELAY = 1.0
+"""Seconds an attempt runs before its worker says it started (see ``started_ack_delay``)."""
+
+
+def started_ack_delay(task: Mapping[str, Any]) -> float:
+    """When to say an attempt started: after :data:`STARTED_ACK_DELAY`, or a quarter of
+    its shortest start-to-close or heartbeat timeout if that is sooner (the engine
+    counts those timeouts from the word, so it comes early in them).
+
+    Example:
+        >>> started_ack_delay({"start_to_close_timeout_ms": 2000, "heartbeat_timeout_ms": None})
+        0.5
+        >>> started_ack_delay({"start_to_close_timeout_ms": 60000, "heartbeat_timeout_ms": 10000})
+        1.0
+    """
+    timeouts = [
+        int(ms) / 4000
+        for ms in (task.get("start_to_close_timeout_ms"), task.get("heartbeat_timeout_ms"))
+        if ms
+    ]
+    return min([STARTED_ACK_DELAY, *timeouts])
+
+
 @dataclass(eq=False)
 class _Running:
     task: dict[str, Any]
@@ -587,12 +610,16 @@ class ActivityWorker:
 
         running = self._new_running(task, token, definition)
         self._running[token] = running
+        started_ack = self._ack_started_later(task)
+        outcome = "failed"
         try:
             outcome, value = await self._execute(running)
         finally:
             del self._running[token]
             if running.heartbeats is not None:
                 running.heartbeats.close()
+            if started_ack is not None and outcome != "async":
+                started_ack.cancel()  # its answer says it started
         last_heartbeat: list[Payload] = await encode_in(running.last_heartbeat, self.codec)
         if outcome == "async":
             _log.debug("%s will be completed asynchronously", running.ids)
@@ -622,6 +649,33 @@ class ActivityWorker:
             await self._send_failure(task, value, last_heartbeat, running)
             if measured is not None:
                 _measure(measured, started_at, _failed(value), task)
+
+    def _ack_started_later(self, task: dict[str, Any]) -> asyncio.TimerHandle | None:
+        """Tell the engine the attempt started, if it still runs after a moment.
+
+        Start-to-close (and heartbeat) timeouts count from this word, as Temporal's
+        count from a worker's poll: an attempt no worker has taken waits, however
+        long, instead of timing out and spending the retry policy's attempts while
+        no worker runs. An attempt that ends sooner needs no word (its answer says
+        it), so short activities cost no extra command. An eager attempt is
+        recorded started already; with a schedule-to-start timeout the worker said
+        so at once.
+        """
+        if not task["scheduled_event_id"] or task.get("schedule_to_start_timeout_ms") is not None:
+            return None
+        loop = asyncio.get_running_loop()
+        return loop.call_later(started_ack_delay(task), self._send_started, task)
+
+    def _send_started(self, task: dict[str, Any]) -> None:
+        async def send() -> None:
+            try:
+                await self._send(task, ACTIVITY_TASK_STARTED, {}, fatal_only=True)
+            except AnswerNotSent as exc:
+                _log.warning("The start of an activity attempt was not recorded: %s", exc)
+
+        handler = asyncio.ensure_future(send())
+        self._handlers.add(handler)
+        handler.add_done_callback(self._handlers.discard)
 
     def _new_running(self, task: dict[str, Any], token: bytes, definition: _Definition) -> _Running:
         loop = asyncio.get_running_loop()

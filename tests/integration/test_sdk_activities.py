@@ -606,3 +606,55 @@ def test_a_continuation_behind_a_signal_is_not_taken_and_the_worker_replays(
     assert result == ["done", "hello"]
     assert misses >= 1  # the instance that ran ahead was replaced by a replay
     assert continued >= 1
+
+
+# -- an activity queue with no worker for a while ------------------------------------------
+
+LATER = "sdk-activities-later"
+
+
+@workflow.defn
+class RemoteCallWorkflow:
+    """Calls an activity on a queue whose workers are away (a deploy, an outage)."""
+
+    @workflow.run
+    async def run(self, text: str) -> str:
+        return str(
+            await workflow.execute_activity(
+                echo,
+                text,
+                task_queue=LATER,
+                start_to_close_timeout=timedelta(seconds=1),
+                retry_policy=RetryPolicy(maximum_attempts=2),
+            )
+        )
+
+
+def test_an_activity_waits_for_a_worker_without_spending_its_attempts(
+    settings: Settings, tmp_path: Path
+) -> None:
+    """Start-to-close counts from a worker starting the attempt, as in Temporal: with
+    no worker for 6 s (six start-to-close timeouts), the two attempts stay unspent."""
+
+    async def scenario(client: Client) -> None:
+        async with Worker(client, task_queue=QUEUE, workflows=[RemoteCallWorkflow]):
+            handle = await client.start_workflow(
+                RemoteCallWorkflow.run, "still here", id="remote", task_queue=QUEUE
+            )
+            await asyncio.sleep(6)
+            description = await handle.describe()
+            assert description.status.name == "RUNNING"
+            [pending] = description.raw_description["pending_activities"]
+            assert pending["attempt"] == 1
+            async with Worker(client, task_queue=LATER, activities=[echo]):
+                assert await handle.result() == "still here"
+        names = await event_names(handle)
+        assert "ActivityTaskTimedOut" not in names
+        started = [
+            attributes(e)
+            for e in (await handle.fetch_history()).events
+            if event_name(e) == "ActivityTaskStarted"
+        ]
+        assert [a["attempt"] for a in started] == [1]
+
+    run_scenario(settings, tmp_path, scenario, task_queues=[QUEUE, LATER], timeout=60)

@@ -289,6 +289,80 @@ def test_a_failed_eager_attempt_is_retried_through_the_task_topic(tmp_path: Path
     store.close()
 
 
+# -- activity attempts no worker has taken -------------------------------------------------
+
+
+_TWO_ATTEMPTS = {
+    "initial_interval_ms": 1000,
+    "backoff_coefficient": 2.0,
+    "maximum_interval_ms": None,
+    "maximum_attempts": 2,
+    "non_retryable_error_types": [],
+}
+
+
+def _activity_dues(store: PartitionStore) -> dict[str, int]:
+    return {d.kind: d.due_time_ms for d in timers_of(store.state("w")) if "ACTIVITY" in d.kind}
+
+
+def test_an_activity_attempt_no_worker_takes_waits_without_spending_attempts(
+    tmp_path: Path,
+) -> None:
+    """Start-to-close counts from a worker's word that it started the attempt, as
+    Temporal's counts from a poll: with no worker for the queue, the attempt waits."""
+    store, out, run_id = _scheduled_eagerly(
+        tmp_path,
+        request_eager_execution=False,
+        retry_policy=_TWO_ATTEMPTS,
+        heartbeat_timeout_ms=3000,
+    )
+    assert len(out.activity_tasks) == 1
+    dues = _activity_dues(store)
+    assert dues == {"ACTIVITY_START_TO_CLOSE": T0 + 10 + 5000}  # no heartbeat deadline yet
+    now, gaps = T0 + 10, []
+    while now < T0 + 86_400_000:
+        [due] = [d for d in timers_of(store.state("w")) if d.kind == "ACTIVITY_START_TO_CLOSE"]
+        gaps.append(due.due_time_ms - now)
+        now = due.due_time_ms
+        _step(store, out, now, _timeout_fired(run_id, due))
+    assert gaps[:6] == [5000, 5000, 10_000, 20_000, 40_000, 80_000]
+    assert set(gaps[12:]) == {600_000}
+    assert len(out.activity_tasks) == 1, "the task is still on the topic: not sent again"
+    assert "cadenza.history.ActivityTaskTimedOut" not in [name for name, _ in out.events]
+    state = store.state("w")
+    assert state is not None
+    (activity,) = state["activities"].values()
+    assert activity["attempt"] == 1
+
+    # A worker comes back and takes it: from its word, the timeouts count.
+    task = out.activity_tasks[0]
+    ids = {"scheduled_event_id": task["scheduled_event_id"], "attempt": 1, "activity_id": "1"}
+    _step(store, out, now + 100, _answer("ActivityTaskStarted", run_id, **ids))
+    assert _activity_dues(store) == {
+        "ACTIVITY_START_TO_CLOSE": now + 100 + 5000,
+        "ACTIVITY_HEARTBEAT": now + 100 + 3000,
+    }
+    [heartbeat] = [d for d in timers_of(store.state("w")) if d.kind == "ACTIVITY_HEARTBEAT"]
+    _step(store, out, heartbeat.due_time_ms, _timeout_fired(run_id, heartbeat))
+    (activity,) = store.state("w")["activities"].values()  # type: ignore[index]
+    assert activity["attempt"] == 2, "a started attempt times out as before"
+    store.close()
+
+
+def test_a_heartbeat_says_the_attempt_started(tmp_path: Path) -> None:
+    store, out, run_id = _scheduled_eagerly(
+        tmp_path, request_eager_execution=False, heartbeat_timeout_ms=3000
+    )
+    task = out.activity_tasks[0]
+    ids = {"scheduled_event_id": task["scheduled_event_id"], "attempt": 1, "activity_id": "1"}
+    _step(store, out, T0 + 500, _answer("ActivityTaskHeartbeat", run_id, details=[], **ids))
+    assert _activity_dues(store) == {
+        "ACTIVITY_START_TO_CLOSE": T0 + 500 + 5000,
+        "ACTIVITY_HEARTBEAT": T0 + 500 + 3000,
+    }
+    store.close()
+
+
 # -- continuations (a worker runs the next task itself after an eager attempt) ------------
 
 
