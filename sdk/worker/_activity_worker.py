@@ -447,6 +447,8 @@ class ActivityWorker:
         self._worker_shutdown: _ActivityEvent | None = None
         self._running: dict[bytes, _Running] = {}
         self._handlers: set[asyncio.Task[None]] = set()
+        self._started_acks: set[asyncio.TimerHandle | asyncio.Task[None]] = set()
+        """Words that an attempt started, waiting or being sent; dropped at shutdown."""
         self._stopping = False
 
     @property
@@ -481,6 +483,9 @@ class ActivityWorker:
         """Take no new tasks; give running attempts ``graceful_timeout``, then cancel them
         (they still report); commit and leave the group."""
         self._stopping = True
+        for ack in list(self._started_acks):
+            ack.cancel()  # the attempts' answers (or their next worker) say it
+        self._started_acks.clear()
         if self._consumer is not None:
             self._consumer.stop_fetching()
         if self._worker_shutdown is not None:
@@ -620,6 +625,7 @@ class ActivityWorker:
                 running.heartbeats.close()
             if started_ack is not None and outcome != "async":
                 started_ack.cancel()  # its answer says it started
+                self._started_acks.discard(started_ack)
         last_heartbeat: list[Payload] = await encode_in(running.last_heartbeat, self.codec)
         if outcome == "async":
             _log.debug("%s will be completed asynchronously", running.ids)
@@ -663,19 +669,29 @@ class ActivityWorker:
         """
         if not task["scheduled_event_id"] or task.get("schedule_to_start_timeout_ms") is not None:
             return None
+        if self._stopping:
+            return None
         loop = asyncio.get_running_loop()
-        return loop.call_later(started_ack_delay(task), self._send_started, task)
+        holder: list[asyncio.TimerHandle] = []
+        timer = loop.call_later(started_ack_delay(task), self._send_started, task, holder)
+        holder.append(timer)
+        self._started_acks.add(timer)
+        return timer
 
-    def _send_started(self, task: dict[str, Any]) -> None:
+    def _send_started(self, task: dict[str, Any], timer: list[asyncio.TimerHandle]) -> None:
+        self._started_acks.difference_update(timer)
+        if self._stopping:
+            return
+
         async def send() -> None:
             try:
                 await self._send(task, ACTIVITY_TASK_STARTED, {}, fatal_only=True)
             except AnswerNotSent as exc:
                 _log.warning("The start of an activity attempt was not recorded: %s", exc)
 
-        handler = asyncio.ensure_future(send())
-        self._handlers.add(handler)
-        handler.add_done_callback(self._handlers.discard)
+        sending = asyncio.ensure_future(send())
+        self._started_acks.add(sending)
+        sending.add_done_callback(self._started_acks.discard)
 
     def _new_running(self, task: dict[str, Any], token: bytes, definition: _Definition) -> _Running:
         loop = asyncio.get_running_loop()
