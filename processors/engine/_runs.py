@@ -307,10 +307,12 @@ def _describe(ctx: Context, command: dict[str, Any], body: dict[str, Any]) -> No
             "activity_type": a["activity_type"],
             "scheduled_event_id": a["scheduled_event_id"],
             "attempt": a["attempt"],
+            # STARTED once a worker said so (an attempt says it after running a
+            # moment); before that it waits for a worker, or is too young to say.
             "state": (
                 "CANCEL_REQUESTED"
                 if a["cancel_requested"]
-                else ("SCHEDULED" if not a["dispatched"] else "STARTED")
+                else ("STARTED" if a["started_time_ms"] is not None else "SCHEDULED")
             ),
             "last_heartbeat_details": a["heartbeat_details"],
             "last_failure": a["last_failure"],

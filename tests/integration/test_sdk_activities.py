@@ -646,6 +646,7 @@ def test_an_activity_waits_for_a_worker_without_spending_its_attempts(
             assert description.status.name == "RUNNING"
             [pending] = description.raw_description["pending_activities"]
             assert pending["attempt"] == 1
+            assert pending["state"] == "SCHEDULED", "no worker has said it started it"
             async with Worker(client, task_queue=LATER, activities=[echo]):
                 assert await handle.result() == "still here"
         names = await event_names(handle)

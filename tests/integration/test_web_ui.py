@@ -17,6 +17,7 @@ import urllib.error
 import urllib.request
 import uuid
 from collections.abc import Coroutine, Iterator
+from datetime import timedelta
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, TypeVar
 
@@ -309,6 +310,21 @@ def test_web_ui_lists_opens_signals_and_terminates_runs(
             expect(_row(page, "approve bob/2").get_by_test_id("status-badge")).to_have_text(
                 "TERMINATED", timeout=WAIT_MS
             )
+
+            # A run whose queue has no worker: the page says so, and what to check.
+            background.run(
+                client.start_workflow(
+                    Quick.run,
+                    1,
+                    id="stranded",
+                    task_queue="nobody-serves-this",
+                    task_timeout=timedelta(seconds=1),
+                )
+            )
+            page.goto(f"{url}/#/workflows/stranded")
+            stuck = page.get_by_test_id("stuck-panel")
+            expect(stuck).to_contain_text("no worker answered it in time", timeout=WAIT_MS)
+            expect(stuck).to_contain_text("nobody-serves-this")
             page.close()  # before the server stops under its auto-refresh
         # Chromium logs the API's answers to the bad query (list and count, 400) as console
         # errors; those are expected, and nothing else may be there.

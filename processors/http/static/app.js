@@ -578,7 +578,12 @@
 
     // A failing workflow task is retried forever, and nothing else moves meanwhile.
     const lastTaskFailure = [...events].reverse().find((e) => e.eventType.startsWith("WorkflowTask") && e.eventType !== "WorkflowTaskScheduled" && e.eventType !== "WorkflowTaskStarted");
-    if (lastTaskFailure && /Failed|TimedOut/.test(lastTaskFailure.eventType)) {
+    if (lastTaskFailure && lastTaskFailure.eventType === "WorkflowTaskTimedOut") {
+      // Sent and not answered: no worker took it (none runs, or they are behind), or
+      // one took it and did not answer. Each attempt waits twice as long, up to 10 min.
+      say("warning", "The workflow task timed out (", eventJump(lastTaskFailure), "): no worker answered it in time. Is a worker for task queue ",
+        h("code", { text: desc.taskQueue }), " running? The next attempts wait longer each time, up to 10 minutes.");
+    } else if (lastTaskFailure && /Failed/.test(lastTaskFailure.eventType)) {
       const a = lastTaskFailure.attributes || {};
       say("error", "The workflow task is failing (", eventJump(lastTaskFailure), "): ",
         h("strong", { text: [a.cause, a.failure ? failureText(a.failure) : ""].filter(Boolean).join(": ") || lastTaskFailure.eventType }),
