@@ -425,7 +425,7 @@ def _activity_timeout(kind: str) -> Callable[[Context, State, int, int, int], bo
         elif not activity["dispatched"]:
             return False
         elif kind == "START_TO_CLOSE" and activity["started_time_ms"] is None:
-            return _look_again_later(ctx, activity)
+            return _look_again_later(ctx, state, activity)
         elif kind == "START_TO_CLOSE":
             deadline = activity["started_time_ms"] + (activity["start_to_close_timeout_ms"] or 0)
         elif kind == "HEARTBEAT":
@@ -449,7 +449,12 @@ def _activity_timeout(kind: str) -> Callable[[Context, State, int, int, int], bo
     return handler
 
 
-def _look_again_later(ctx: Context, activity: dict[str, Any]) -> bool:
+RESEND_UNTAKEN_TASK_AFTER_MS = 6 * 86_400_000
+"""An attempt no worker has taken is sent again after six days: activity-task topics
+keep records seven days (``cadenza.topics``), so a task is never lost to retention."""
+
+
+def _look_again_later(ctx: Context, state: State, activity: dict[str, Any]) -> bool:
     """An attempt's start-to-close deadline passed, and no worker said it started it.
 
     Start-to-close counts from when a worker starts the attempt, as in Temporal. A
@@ -461,9 +466,16 @@ def _look_again_later(ctx: Context, activity: dict[str, Any]) -> bool:
     engine looks again after as long as it has waited (at least the timeout, at
     most 10 minutes), and the attempt keeps waiting, as it would in Temporal's
     task queue, unless its schedule-to-start or schedule-to-close timeout ends it.
+    After :data:`RESEND_UNTAKEN_TASK_AFTER_MS` the same attempt is sent again, as
+    the topic's retention may delete the first record.
     """
     timeout = activity["start_to_close_timeout_ms"] or 0
     waited = ctx.now_ms - activity["attempt_time_ms"]
+    if waited >= RESEND_UNTAKEN_TASK_AFTER_MS:
+        # Its record may be about to leave the topic (a week's retention): send the
+        # same attempt again, once more a week, so a longer outage still ends in a run.
+        _send_activity_task(ctx, state, activity)
+        return True
     activity["start_check_ms"] = ctx.now_ms + min(
         max(timeout, waited), max(timeout, MAX_RETRY_TASK_TIMEOUT_MS)
     )

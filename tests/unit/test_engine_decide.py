@@ -349,6 +349,29 @@ def test_an_activity_attempt_no_worker_takes_waits_without_spending_attempts(
     store.close()
 
 
+def test_an_attempt_nobody_takes_for_six_days_is_sent_again(tmp_path: Path) -> None:
+    """Its first record may be gone by then: the topic keeps records a week."""
+    from cadenza import Settings
+    from cadenza.processors.engine._outcomes import RESEND_UNTAKEN_TASK_AFTER_MS
+    from cadenza.topics import ACTIVITY_TASKS
+
+    retention = ACTIVITY_TASKS.retention_ms(Settings.defaults())
+    assert RESEND_UNTAKEN_TASK_AFTER_MS <= retention - 86_400_000
+    store, out, run_id = _scheduled_eagerly(tmp_path, request_eager_execution=False)
+    now, sent_at = T0 + 10, []
+    while now < T0 + 13 * 86_400_000:
+        [due] = [d for d in timers_of(store.state("w")) if d.kind == "ACTIVITY_START_TO_CLOSE"]
+        now = due.due_time_ms
+        before = len(out.activity_tasks)
+        _step(store, out, now, _timeout_fired(run_id, due))
+        if len(out.activity_tasks) > before:
+            sent_at.append(now - T0)
+    assert len(sent_at) == 2
+    assert [round(t / 86_400_000, 1) for t in sent_at] == [6.0, 12.0]
+    assert {t["attempt"] for t in out.activity_tasks} == {1}, "the same attempt, no retry spent"
+    store.close()
+
+
 def test_a_heartbeat_says_the_attempt_started(tmp_path: Path) -> None:
     store, out, run_id = _scheduled_eagerly(
         tmp_path, request_eager_execution=False, heartbeat_timeout_ms=3000
