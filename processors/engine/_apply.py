@@ -94,6 +94,8 @@ def _task_scheduled(state: State, attrs: Attrs, event: Event) -> None:
         "attempt": attrs["attempt"],
         "dispatched_time_ms": event["event_time_ms"],
         "timeout_ms": attrs["start_to_close_timeout_ms"],
+        "started_time_ms": None,
+        "start_check_ms": None,
     }
     state["workflow_task_needed"] = False
 

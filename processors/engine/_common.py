@@ -253,6 +253,10 @@ def _dispatch_new_task(
         time_ms=ran_at_ms,
     )
     emit(ctx, state, "WorkflowTaskStarted", {"scheduled_event_id": scheduled}, time_ms=ran_at_ms)
+    if eager or ran_at_ms is not None:
+        # Handed to a worker directly (or run by one already): taken, so its timeout
+        # counts from now, and a lost eager task times out into the queue.
+        state["workflow_task"]["started_time_ms"] = ctx.now_ms
     if ran_at_ms is None:
         return _send_workflow_task(ctx, state, eager=eager)
     return None
@@ -324,6 +328,8 @@ def _retry_task_later(ctx: Context, state: State, failed_attempt: int) -> None:
         "attempt": attempt,
         "dispatched_time_ms": ctx.now_ms + delay,
         "timeout_ms": state["task_timeout_ms"],
+        "started_time_ms": None,
+        "start_check_ms": None,
     }
 
 

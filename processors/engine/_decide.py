@@ -37,7 +37,7 @@ from ._runs import (
     _terminate,
     _update,
 )
-from ._workflow_task import _reset_sticky, _task_completed, _task_failed
+from ._workflow_task import _reset_sticky, _task_completed, _task_failed, _task_started_by_worker
 
 # -- entry point ------------------------------------------------------------------------------
 
@@ -52,6 +52,7 @@ _HANDLERS: dict[str, Callable[[Context, dict[str, Any], dict[str, Any]], None]] 
     _C + "UpdateWorkflow": _update,
     _C + "WorkflowTaskCompleted": _task_completed,
     _C + "WorkflowTaskFailed": _task_failed,
+    _C + "WorkflowTaskStarted": _task_started_by_worker,
     _C + "ActivityTaskStarted": _activity_started,
     _C + "ActivityTaskCompleted": _activity_completed,
     _C + "ActivityTaskFailed": _activity_failed,

@@ -16,6 +16,7 @@ from ._common import (
     _reply,
     _running_or_none,
     _send_activity_task,
+    _send_workflow_task,
     _timeout_failure,
     emit,
     schedule_workflow_task,
@@ -369,7 +370,9 @@ def _wft_timeout(ctx: Context, state: State, ref: int, attempt: int, due: int) -
     task = state["workflow_task"]
     if task is None or task["scheduled_event_id"] != ref or task["attempt"] != attempt:
         return False
-    if task["dispatched_time_ms"] + task["timeout_ms"] > ctx.now_ms:
+    if task["started_time_ms"] is None:
+        return _look_again_at_task(ctx, state, task)
+    if task["started_time_ms"] + task["timeout_ms"] > ctx.now_ms:
         return False
     emit(
         ctx,
@@ -382,6 +385,31 @@ def _wft_timeout(ctx: Context, state: State, ref: int, attempt: int, due: int) -
         },
     )
     _dispatch_new_task(ctx, state, attempt=attempt + 1)
+    return True
+
+
+def _look_again_at_task(ctx: Context, state: State, task: dict[str, Any]) -> bool:
+    """A workflow task's deadline passed, and no worker said it started it.
+
+    A workflow worker says so (``WorkflowTaskStarted``) once a task has run about a
+    second, so a task with no word after its whole timeout has not been taken: no
+    worker runs for its queue, or they are behind (a worker that crashed leaves its
+    tasks to be read again by the next one). As in Temporal's task queue, it waits:
+    no ``WorkflowTaskTimedOut``, nothing sent again; the engine looks again after as
+    long as it has waited (at least the timeout, at most 10 minutes). After
+    :data:`RESEND_UNTAKEN_TASK_AFTER_MS` it is sent again, as the topic's retention
+    may delete the first record.
+    """
+    waited = ctx.now_ms - task["dispatched_time_ms"]
+    if waited >= RESEND_UNTAKEN_TASK_AFTER_MS:
+        task["dispatched_time_ms"] = ctx.now_ms
+        task["start_check_ms"] = None
+        _send_workflow_task(ctx, state, full=True)
+        return True
+    timeout = task["timeout_ms"]
+    task["start_check_ms"] = ctx.now_ms + min(
+        max(timeout, waited), max(timeout, MAX_RETRY_TASK_TIMEOUT_MS)
+    )
     return True
 
 

@@ -99,7 +99,12 @@ def scheduling_fields(state: dict[str, Any]) -> dict[str, Any]:
     elif task is not None:
         # A task resent in full after a sticky cache miss times out from the resend;
         # history has only its WorkflowTaskStarted.
-        out["workflow_task"] = {**task, "dispatched_time_ms": 0}
+        out["workflow_task"] = {
+            **task,
+            "dispatched_time_ms": 0,
+            "started_time_ms": None,
+            "start_check_ms": None,
+        }
     out["activities"] = {
         k: {
             **a,

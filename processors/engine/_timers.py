@@ -52,7 +52,12 @@ def timers_of(state: State | None) -> set[Due]:
     task = state["workflow_task"]
     if task is not None:
         if task["scheduled_event_id"]:
-            due = task["dispatched_time_ms"] + task["timeout_ms"]
+            started = task["started_time_ms"]
+            if started is None:
+                # Not known to be taken: when to look again (see _wft_timeout).
+                due = task["start_check_ms"] or task["dispatched_time_ms"] + task["timeout_ms"]
+            else:
+                due = started + task["timeout_ms"]
             out.add(
                 Due(
                     due, "WORKFLOW_TASK_START_TO_CLOSE", task["scheduled_event_id"], task["attempt"]

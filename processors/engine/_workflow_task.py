@@ -117,6 +117,18 @@ def _task_completed(ctx: Context, command: dict[str, Any], body: dict[str, Any])
     ctx.put(state)
 
 
+def _task_started_by_worker(ctx: Context, command: dict[str, Any], body: dict[str, Any]) -> None:
+    """A worker has been running the current workflow task for a moment."""
+    current = _current_task(ctx, command, body)
+    if current is None:
+        return
+    state, task = current
+    if task["started_time_ms"] is None:
+        task["started_time_ms"] = ctx.now_ms
+        task["start_check_ms"] = None
+        ctx.put(state)
+
+
 def _task_failed(ctx: Context, command: dict[str, Any], body: dict[str, Any]) -> None:
     current = _current_task(ctx, command, body)
     if current is None:
@@ -127,6 +139,8 @@ def _task_failed(ctx: Context, command: dict[str, Any], body: dict[str, Any]) ->
         # The worker took the task and asks for it again in full: the resend gets a
         # timeout of its own, or a worker with a backlog sees it time out in the queue.
         task["dispatched_time_ms"] = ctx.now_ms
+        task["started_time_ms"] = None  # the resend waits for a worker as any task does
+        task["start_check_ms"] = None
         _send_workflow_task(ctx, state, full=True)
         ctx.put(state)
         return

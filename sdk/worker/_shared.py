@@ -15,6 +15,7 @@ _log = logging.getLogger("cadenza.worker")
 
 WORKFLOW_TASK_COMPLETED = "cadenza.command.WorkflowTaskCompleted"
 WORKFLOW_TASK_FAILED = "cadenza.command.WorkflowTaskFailed"
+WORKFLOW_TASK_STARTED = "cadenza.command.WorkflowTaskStarted"
 RESET_STICKY = "cadenza.command.ResetStickyTaskQueue"
 ACTIVITY_TASK_STARTED = "cadenza.command.ActivityTaskStarted"
 ACTIVITY_TASK_COMPLETED = "cadenza.command.ActivityTaskCompleted"

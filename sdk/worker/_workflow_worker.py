@@ -60,6 +60,7 @@ from ._shared import (
     RESET_STICKY,
     WORKFLOW_TASK_COMPLETED,
     WORKFLOW_TASK_FAILED,
+    WORKFLOW_TASK_STARTED,
     AnswerNotSent,
     WorkerClient,
     is_record_problem,
@@ -143,6 +144,30 @@ class _Deadlock(Exception):
     pass
 
 
+STARTED_ACK_DELAY = 1.0
+"""Seconds a workflow task runs before its worker says it started it."""
+_TASK_SCHEDULED = "cadenza.history.WorkflowTaskScheduled"
+
+
+def task_started_ack_delay(task: Mapping[str, Any]) -> float:
+    """When to say a task started: after :data:`STARTED_ACK_DELAY`, or a quarter of its
+    timeout (from its ``WorkflowTaskScheduled`` event) if that is sooner.
+
+    Example:
+        >>> timeout = {"start_to_close_timeout_ms": 2000}
+        >>> scheduled = {"attributes": ("cadenza.history.WorkflowTaskScheduled", timeout)}
+        >>> task_started_ack_delay({"history": [scheduled]})
+        0.5
+        >>> task_started_ack_delay({"history": []})
+        1.0
+    """
+    for event in reversed(task.get("history") or []):
+        name, attrs = event["attributes"]
+        if name == _TASK_SCHEDULED and attrs.get("start_to_close_timeout_ms"):
+            return min(STARTED_ACK_DELAY, int(attrs["start_to_close_timeout_ms"]) / 4000)
+    return STARTED_ACK_DELAY
+
+
 @dataclass(eq=False)
 class _FollowUp:
     """An eager attempt's result waiting in its run's queue to continue the workflow."""
@@ -209,6 +234,8 @@ class WorkflowWorker:
         self._drainers: dict[str, asyncio.Task[None]] = {}
         self._stopping = False
         self._resets: set[asyncio.Future[None]] = set()
+        self._started_acks: set[asyncio.TimerHandle | asyncio.Task[None]] = set()
+        """Words that a task started, waiting or being sent; dropped at shutdown."""
         self._watched: dict[asyncio.Future[Any], tuple[list[float], float]] = {}
         """Activations running workflow code: when a thread took each, and its timeout."""
         self._overran: set[asyncio.Future[Any]] = set()
@@ -258,6 +285,9 @@ class WorkflowWorker:
     async def shutdown(self) -> None:
         """Take no new tasks, finish the running ones, commit and leave the group."""
         self._stopping = True
+        for ack in list(self._started_acks):
+            ack.cancel()
+        self._started_acks.clear()
         if self._eager_starts is not None:
             self._eager_starts.unregister(self._task_queue, self)
         if self._consumer is not None:
@@ -374,6 +404,7 @@ class WorkflowWorker:
             consumer.abandon(record.ticket)
 
     async def _process(self, task: dict[str, Any]) -> None:
+        started_ack = self._ack_started_later(task)
         try:
             if int(task["scheduled_event_id"]) == 0 and task.get("query") is not None:
                 await self._answer_query_task(task)
@@ -388,6 +419,44 @@ class WorkflowWorker:
                 task["workflow_id"],
                 task["run_id"],
             )
+        finally:
+            if started_ack is not None:
+                started_ack.cancel()  # its answer says it started
+                self._started_acks.discard(started_ack)
+
+    def _ack_started_later(self, task: dict[str, Any]) -> asyncio.TimerHandle | None:
+        """Tell the engine the task started, if it still runs after a moment.
+
+        The task's timeout counts from this word: a task no worker has said it
+        started waits for a worker, as in Temporal's task queue, instead of timing
+        out every few seconds while no worker runs. Tasks answered sooner (nearly
+        all) need no word: their answer says it.
+        """
+        if self._stopping or not task["scheduled_event_id"]:
+            return None
+        holder: list[asyncio.TimerHandle] = []
+        timer = asyncio.get_running_loop().call_later(
+            task_started_ack_delay(task), self._send_started, task, holder
+        )
+        holder.append(timer)
+        self._started_acks.add(timer)
+        return timer
+
+    def _send_started(self, task: dict[str, Any], timer: list[asyncio.TimerHandle]) -> None:
+        self._started_acks.difference_update(timer)
+        if self._stopping:
+            return
+        body = {"scheduled_event_id": task["scheduled_event_id"], "attempt": task["attempt"]}
+
+        async def send() -> None:
+            try:
+                await self._send(task, (WORKFLOW_TASK_STARTED, body))
+            except Exception as exc:  # the word is a hint; the answer still counts
+                _log.warning("The start of a workflow task was not recorded: %s", exc)
+
+        sending = asyncio.ensure_future(send())
+        self._started_acks.add(sending)
+        sending.add_done_callback(self._started_acks.discard)
 
     # -- workflow tasks --------------------------------------------------------------------
 

@@ -229,9 +229,12 @@ def test_a_lost_workflow_task_is_redispatched_by_its_timeout(
 ) -> None:
     wire = Wire(settings, "q")
     with running_engine(settings, str(tmp_path)):
-        _run_id, task = _start(wire, "lost", task_timeout_ms=500)
+        run_id, task = _start(wire, "lost", task_timeout_ms=500)
         assert task["attempt"] == 1
-        # Nobody answers: the engine times the task out and sends it again.
+        # A worker says it started the task, then never answers (it hangs, or it lost
+        # the task): the engine times the task out and sends it again.
+        started = {"scheduled_event_id": task["scheduled_event_id"], "attempt": 1}
+        wire.send("lost", ("cadenza.command.WorkflowTaskStarted", started), run_id=run_id)
         again = wire.workflow_task("lost", timeout=10)
         assert again["attempt"] == 2 and again["history_from_event_id"] == 1
         kinds = [e["attributes"][0] for e in again["history"]]

@@ -97,30 +97,26 @@ def test_a_task_resent_after_a_sticky_cache_miss_times_out_from_the_resend(
     store.close()
 
 
-def test_a_task_nobody_takes_is_sent_again_less_and_less_often(tmp_path: Path) -> None:
-    """No worker for the queue: each timed-out attempt gets twice the timeout, up to
-    10 minutes, so a day without workers costs a run about 150 attempts, not 8,640."""
+def test_a_workflow_task_nobody_takes_waits_for_a_worker(tmp_path: Path) -> None:
+    """No worker for the queue: as in Temporal's task queue, the task waits, with no
+    timeouts in history and nothing sent again, however long (up to the topic's
+    retention, below); the engine looks again less and less often."""
     store, out = PartitionStore(tmp_path), _Outputs()
     start = {"workflow_type": "W", "task_queue": "q", "request_id": "r", "task_timeout_ms": 10_000}
     _step(store, out, T0, _command(("cadenza.command.StartWorkflow", start)))
     run_id = out.workflow_tasks[-1]["run_id"]
+    events_before = len(out.events)
     now, gaps = T0, []
     while now < T0 + 86_400_000:
         [due] = [d for d in timers_of(store.state("w")) if d.kind == "WORKFLOW_TASK_START_TO_CLOSE"]
         gaps.append(due.due_time_ms - now)
         now = due.due_time_ms
         _step(store, out, now, _timeout_fired(run_id, due))
-    assert gaps[:8] == [10_000, 20_000, 40_000, 80_000, 160_000, 320_000, 600_000, 600_000]
-    assert len(out.workflow_tasks) == len(gaps) + 1 < 160
-    scheduled = [a for name, a in out.events if name == _H + "WorkflowTaskScheduled"]
-    assert [a["start_to_close_timeout_ms"] for a in scheduled[:4]] == [
-        10_000,
-        20_000,
-        40_000,
-        80_000,
-    ]
-    assert [a["attempt"] for a in scheduled[:3]] == [1, 2, 3]
-    # A worker that comes back takes the newest task, and the run goes on.
+    assert gaps[:9] == [10_000, 10_000, 20_000, 40_000, 80_000, 160_000, 320_000, 600_000, 600_000]
+    assert len(gaps) < 160
+    assert len(out.events) == events_before, "no WorkflowTaskTimedOut, no new attempt"
+    assert len(out.workflow_tasks) == 1
+    # A worker that comes back takes it, and the run goes on.
     task = out.workflow_tasks[-1]
     done = {
         "scheduled_event_id": task["scheduled_event_id"],
@@ -129,6 +125,63 @@ def test_a_task_nobody_takes_is_sent_again_less_and_less_often(tmp_path: Path) -
     }
     _step(store, out, now + 5, _command(("cadenza.command.WorkflowTaskCompleted", done), run_id))
     assert out.events[-1][0] == _H + "WorkflowExecutionCompleted"
+    store.close()
+
+
+def test_a_workflow_task_nobody_takes_for_six_days_is_sent_again(tmp_path: Path) -> None:
+    store, out = PartitionStore(tmp_path), _Outputs()
+    start = {"workflow_type": "W", "task_queue": "q", "request_id": "r", "task_timeout_ms": 10_000}
+    _step(store, out, T0, _command(("cadenza.command.StartWorkflow", start)))
+    run_id = out.workflow_tasks[-1]["run_id"]
+    now, sent_at = T0, []
+    while now < T0 + 13 * 86_400_000:
+        [due] = [d for d in timers_of(store.state("w")) if d.kind == "WORKFLOW_TASK_START_TO_CLOSE"]
+        now = due.due_time_ms
+        before = len(out.workflow_tasks)
+        _step(store, out, now, _timeout_fired(run_id, due))
+        if len(out.workflow_tasks) > before:
+            sent_at.append(round((now - T0) / 86_400_000, 1))
+    assert sent_at == [6.0, 12.0]
+    assert {t["attempt"] for t in out.workflow_tasks} == {1}
+    assert out.workflow_tasks[-1]["history_from_event_id"] == 1, "sent whole"
+    store.close()
+
+
+def test_a_workflow_task_a_worker_started_times_out_from_its_word(tmp_path: Path) -> None:
+    """A worker says it started a task after running it a moment; then the timeout
+    counts, and each further attempt gets twice the timeout, up to 10 minutes."""
+    store, out = PartitionStore(tmp_path), _Outputs()
+    start = {"workflow_type": "W", "task_queue": "q", "request_id": "r", "task_timeout_ms": 10_000}
+    _step(store, out, T0, _command(("cadenza.command.StartWorkflow", start)))
+    run_id, timeouts = out.workflow_tasks[-1]["run_id"], []
+    now = T0 + 3000
+    for _ in range(8):
+        task = out.workflow_tasks[-1]
+        word = {"scheduled_event_id": task["scheduled_event_id"], "attempt": task["attempt"]}
+        _step(store, out, now, _command(("cadenza.command.WorkflowTaskStarted", word), run_id))
+        [due] = [d for d in timers_of(store.state("w")) if d.kind == "WORKFLOW_TASK_START_TO_CLOSE"]
+        timeouts.append(due.due_time_ms - now)
+        now = due.due_time_ms
+        _step(store, out, now, _timeout_fired(run_id, due))
+        now += 1000
+    assert timeouts == [10_000, 20_000, 40_000, 80_000, 160_000, 320_000, 600_000, 600_000]
+    names = [name for name, _ in out.events]
+    assert names.count(_H + "WorkflowTaskTimedOut") == 8
+    scheduled = [a for name, a in out.events if name == _H + "WorkflowTaskScheduled"]
+    assert [a["attempt"] for a in scheduled[:3]] == [1, 2, 3]
+    assert scheduled[1]["start_to_close_timeout_ms"] == 20_000
+    # A stale word (an earlier attempt) changes nothing.
+    before = store.state("w")
+    _step(
+        store,
+        out,
+        now,
+        _command(
+            ("cadenza.command.WorkflowTaskStarted", {"scheduled_event_id": 2, "attempt": 1}),
+            run_id,
+        ),
+    )
+    assert store.state("w") == before
     store.close()
 
 

@@ -353,7 +353,7 @@ def _fastavro_decode(name: str, data: bytes) -> Any:
 
 
 def test_every_envelope_branch_is_a_case() -> None:
-    assert len([c for c in CASES if c[0] == COMMAND]) == 23
+    assert len([c for c in CASES if c[0] == COMMAND]) == 24
     assert len([c for c in CASES if c[0] == HISTORY_EVENT]) == 45
     assert len([c for c in CASES if c[0] == REPLY]) == 10
     # A two-branch body is sampled as one case; test_every_union_branch_is_exercised

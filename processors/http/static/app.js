@@ -579,10 +579,9 @@
     // A failing workflow task is retried forever, and nothing else moves meanwhile.
     const lastTaskFailure = [...events].reverse().find((e) => e.eventType.startsWith("WorkflowTask") && e.eventType !== "WorkflowTaskScheduled" && e.eventType !== "WorkflowTaskStarted");
     if (lastTaskFailure && lastTaskFailure.eventType === "WorkflowTaskTimedOut") {
-      // Sent and not answered: no worker took it (none runs, or they are behind), or
-      // one took it and did not answer. Each attempt waits twice as long, up to 10 min.
-      say("warning", "The workflow task timed out (", eventJump(lastTaskFailure), "): no worker answered it in time. Is a worker for task queue ",
-        h("code", { text: desc.taskQueue }), " running? The next attempts wait longer each time, up to 10 minutes.");
+      // A worker said it started the task and did not answer within its timeout.
+      say("warning", "The workflow task timed out (", eventJump(lastTaskFailure), "): a worker started it and did not answer in time (a very long replay, or a worker that hangs or died). ",
+        "It is sent again, each attempt with twice the timeout, up to 10 minutes.");
     } else if (lastTaskFailure && /Failed/.test(lastTaskFailure.eventType)) {
       const a = lastTaskFailure.attributes || {};
       say("error", "The workflow task is failing (", eventJump(lastTaskFailure), "): ",
@@ -590,8 +589,12 @@
         ". It is retried until the workflow code or the worker is fixed.");
     }
     if (last && (last.eventType === "WorkflowTaskScheduled" || last.eventType === "WorkflowTaskStarted")) {
+      // Sent and not answered within its timeout: no worker has taken it (a task
+      // waits for one, as in Temporal), or the workers are far behind.
       const waited = Date.now() - new Date(last.eventTime).getTime();
-      if (waited > 10000) {
+      const scheduled = [...events].reverse().find((e) => e.eventType === "WorkflowTaskScheduled");
+      const timeout = (scheduled && scheduled.attributes && scheduled.attributes.start_to_close_timeout_ms) || 10000;
+      if (waited > timeout) {
         say("warning", `A workflow task has waited ${formatDuration(waited)} for a worker on task queue `, h("code", { text: desc.taskQueue }), ": is a worker for it running?");
       }
     }
