@@ -95,7 +95,6 @@ def _task_scheduled(state: State, attrs: Attrs, event: Event) -> None:
         "dispatched_time_ms": event["event_time_ms"],
         "timeout_ms": attrs["start_to_close_timeout_ms"],
         "started_time_ms": None,
-        "start_check_ms": None,
     }
     state["workflow_task_needed"] = False
 
@@ -169,7 +168,6 @@ def _activity_scheduled(state: State, attrs: Attrs, event: Event) -> None:
         "dispatched": True,
         # An eager attempt runs from the moment its workflow task completed.
         "started_time_ms": now if eager else None,
-        "start_check_ms": None,
         "heartbeat_details": [],
         "last_heartbeat_time_ms": None,
         "cancel_requested": False,

@@ -267,14 +267,11 @@ def task_timeout_ms(run_task_timeout_ms: int, attempt: int) -> int:
     timeout, doubled for each attempt after the first, up to 10 minutes (or the run's
     timeout when that is longer).
 
-    On Kafka a workflow task counts as started when the engine sends it. A worker that
-    crashes leaves its tasks to be read again by the next one (it commits a task's
-    record only once answered), so a task that times out has mostly not been taken
-    yet: no worker runs for its queue, or they are behind. Sending it again every 10
-    seconds would only add a task record and three history events per run each time
-    (26,000 events a day per run during a day without workers, and a storm of
-    duplicates for workers that are behind); growing the timeout bounds that at one
-    task every 10 minutes, and a worker that comes back takes the newest task at once.
+    A task times out only after a worker said it started it (``WorkflowTaskStarted``,
+    sent once a task has run a moment): a very long replay, or a worker that hangs
+    or died. Each attempt gets more time, so a task that needs longer than the
+    run's timeout still gets through, and a worker that keeps failing it is not
+    sent it every few seconds.
 
     Example:
         >>> [task_timeout_ms(10_000, n) // 1000 for n in (1, 2, 3, 7, 8, 20)]
@@ -329,7 +326,6 @@ def _retry_task_later(ctx: Context, state: State, failed_attempt: int) -> None:
         "dispatched_time_ms": ctx.now_ms + delay,
         "timeout_ms": state["task_timeout_ms"],
         "started_time_ms": None,
-        "start_check_ms": None,
     }
 
 
@@ -340,7 +336,6 @@ def _send_activity_task(ctx: Context, state: State, activity: dict[str, Any]) ->
     activity["dispatched"] = True
     activity["attempt_time_ms"] = ctx.now_ms
     activity["started_time_ms"] = None
-    activity["start_check_ms"] = None
     activity["eager"] = False
     ctx.activity_task(
         {

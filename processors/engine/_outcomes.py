@@ -7,7 +7,6 @@ from typing import Any
 
 from ._apply import State
 from ._common import (
-    MAX_RETRY_TASK_TIMEOUT_MS,
     Context,
     _activity_attempt_failed,
     _close,
@@ -22,6 +21,7 @@ from ._common import (
     schedule_workflow_task,
 )
 from ._runs import _close_run
+from ._timers import RESEND_UNTAKEN_TASK_AFTER_MS
 from ._workflow_task import _task_completed
 
 # -- activity outcomes ------------------------------------------------------------------------
@@ -371,7 +371,7 @@ def _wft_timeout(ctx: Context, state: State, ref: int, attempt: int, due: int) -
     if task is None or task["scheduled_event_id"] != ref or task["attempt"] != attempt:
         return False
     if task["started_time_ms"] is None:
-        return _look_again_at_task(ctx, state, task)
+        return _resend_untaken_task(ctx, state, task)
     if task["started_time_ms"] + task["timeout_ms"] > ctx.now_ms:
         return False
     emit(
@@ -388,28 +388,17 @@ def _wft_timeout(ctx: Context, state: State, ref: int, attempt: int, due: int) -
     return True
 
 
-def _look_again_at_task(ctx: Context, state: State, task: dict[str, Any]) -> bool:
-    """A workflow task's deadline passed, and no worker said it started it.
+def _resend_untaken_task(ctx: Context, state: State, task: dict[str, Any]) -> bool:
+    """No worker has said it took the workflow task, six days after it was sent.
 
-    A workflow worker says so (``WorkflowTaskStarted``) once a task has run about a
-    second, so a task with no word after its whole timeout has not been taken: no
-    worker runs for its queue, or they are behind (a worker that crashed leaves its
-    tasks to be read again by the next one). As in Temporal's task queue, it waits:
-    no ``WorkflowTaskTimedOut``, nothing sent again; the engine looks again after as
-    long as it has waited (at least the timeout, at most 10 minutes). After
-    :data:`RESEND_UNTAKEN_TASK_AFTER_MS` it is sent again, as the topic's retention
-    may delete the first record.
+    As in Temporal's task queue, a task no worker has taken waits, with no timeout
+    (a worker's ``WorkflowTaskStarted`` arms that). Its record may soon leave the
+    topic (a week's retention), so it is sent again, the same attempt, in full.
     """
-    waited = ctx.now_ms - task["dispatched_time_ms"]
-    if waited >= RESEND_UNTAKEN_TASK_AFTER_MS:
-        task["dispatched_time_ms"] = ctx.now_ms
-        task["start_check_ms"] = None
-        _send_workflow_task(ctx, state, full=True)
-        return True
-    timeout = task["timeout_ms"]
-    task["start_check_ms"] = ctx.now_ms + min(
-        max(timeout, waited), max(timeout, MAX_RETRY_TASK_TIMEOUT_MS)
-    )
+    if ctx.now_ms - task["dispatched_time_ms"] < RESEND_UNTAKEN_TASK_AFTER_MS:
+        return False
+    task["dispatched_time_ms"] = ctx.now_ms
+    _send_workflow_task(ctx, state, full=True)
     return True
 
 
@@ -453,7 +442,7 @@ def _activity_timeout(kind: str) -> Callable[[Context, State, int, int, int], bo
         elif not activity["dispatched"]:
             return False
         elif kind == "START_TO_CLOSE" and activity["started_time_ms"] is None:
-            return _look_again_later(ctx, state, activity)
+            return _resend_untaken_attempt(ctx, state, activity)
         elif kind == "START_TO_CLOSE":
             deadline = activity["started_time_ms"] + (activity["start_to_close_timeout_ms"] or 0)
         elif kind == "HEARTBEAT":
@@ -477,36 +466,18 @@ def _activity_timeout(kind: str) -> Callable[[Context, State, int, int, int], bo
     return handler
 
 
-RESEND_UNTAKEN_TASK_AFTER_MS = 6 * 86_400_000
-"""An attempt no worker has taken is sent again after six days: activity-task topics
-keep records seven days (``cadenza.topics``), so a task is never lost to retention."""
+def _resend_untaken_attempt(ctx: Context, state: State, activity: dict[str, Any]) -> bool:
+    """No worker has said it started the attempt, six days after it was sent.
 
-
-def _look_again_later(ctx: Context, state: State, activity: dict[str, Any]) -> bool:
-    """An attempt's start-to-close deadline passed, and no worker said it started it.
-
-    Start-to-close counts from when a worker starts the attempt, as in Temporal. A
-    worker says so (``ActivityTaskStarted``, or a heartbeat) once an attempt has run
-    a moment (see the activity worker's ``started_ack_delay``), so an attempt with no
-    word after its whole timeout has not been taken: no worker runs for its queue,
-    or they are behind (a worker that crashed leaves its task to be read again by
-    the next one). Its record is still on the topic, so nothing is sent again: the
-    engine looks again after as long as it has waited (at least the timeout, at
-    most 10 minutes), and the attempt keeps waiting, as it would in Temporal's
-    task queue, unless its schedule-to-start or schedule-to-close timeout ends it.
-    After :data:`RESEND_UNTAKEN_TASK_AFTER_MS` the same attempt is sent again, as
-    the topic's retention may delete the first record.
+    Start-to-close and heartbeat timeouts count from a worker's word that it started
+    the attempt (``ActivityTaskStarted``, or a heartbeat), as Temporal's count from a
+    poll, so an attempt no worker has taken waits, spending none of its retry
+    policy's attempts; schedule-to-start and schedule-to-close still end the wait.
+    Its record may soon leave the topic (a week's retention): it is sent again.
     """
-    timeout = activity["start_to_close_timeout_ms"] or 0
-    waited = ctx.now_ms - activity["attempt_time_ms"]
-    if waited >= RESEND_UNTAKEN_TASK_AFTER_MS:
-        # Its record may be about to leave the topic (a week's retention): send the
-        # same attempt again, once more a week, so a longer outage still ends in a run.
-        _send_activity_task(ctx, state, activity)
-        return True
-    activity["start_check_ms"] = ctx.now_ms + min(
-        max(timeout, waited), max(timeout, MAX_RETRY_TASK_TIMEOUT_MS)
-    )
+    if ctx.now_ms - activity["attempt_time_ms"] < RESEND_UNTAKEN_TASK_AFTER_MS:
+        return False
+    _send_activity_task(ctx, state, activity)
     return True
 
 

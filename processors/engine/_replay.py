@@ -103,7 +103,6 @@ def scheduling_fields(state: dict[str, Any]) -> dict[str, Any]:
             **task,
             "dispatched_time_ms": 0,
             "started_time_ms": None,
-            "start_check_ms": None,
         }
     out["activities"] = {
         k: {
@@ -112,7 +111,6 @@ def scheduling_fields(state: dict[str, Any]) -> dict[str, Any]:
             "attempt_time_ms": a["scheduled_time_ms"],
             "dispatched": True,
             "started_time_ms": None,
-            "start_check_ms": None,
             "heartbeat_details": [],
             "last_heartbeat_time_ms": None,
             "last_failure": None,

@@ -42,6 +42,13 @@ class Due(NamedTuple):
         )
 
 
+RESEND_UNTAKEN_TASK_AFTER_MS = 6 * 86_400_000
+"""A task no worker has said it took is sent again after six days: task topics keep
+records seven days (``cadenza.topics``), so a waiting task is never lost to retention.
+Until then nothing is scheduled for it: a worker's word that it started the task
+arms its timeout (``WorkflowTaskStarted``, ``ActivityTaskStarted``, a heartbeat)."""
+
+
 def timers_of(state: State | None) -> set[Due]:
     """Everything ``state`` waits for with a deadline."""
     if state is None or state["status"] != "RUNNING":
@@ -54,8 +61,9 @@ def timers_of(state: State | None) -> set[Due]:
         if task["scheduled_event_id"]:
             started = task["started_time_ms"]
             if started is None:
-                # Not known to be taken: when to look again (see _wft_timeout).
-                due = task["start_check_ms"] or task["dispatched_time_ms"] + task["timeout_ms"]
+                # No worker has said it took it: it waits, and is sent again only
+                # before the topic's retention could delete it (see _wft_timeout).
+                due = task["dispatched_time_ms"] + RESEND_UNTAKEN_TASK_AFTER_MS
             else:
                 due = started + task["timeout_ms"]
             out.add(
@@ -78,10 +86,8 @@ def timers_of(state: State | None) -> set[Due]:
         started = activity["started_time_ms"]
         if activity["start_to_close_timeout_ms"]:
             if started is None:
-                # Not known to be taken: when to look again (see _activity_timeout).
-                due = activity.get("start_check_ms") or (
-                    activity["attempt_time_ms"] + activity["start_to_close_timeout_ms"]
-                )
+                # No worker has said it started it: it waits (see _activity_timeout).
+                due = activity["attempt_time_ms"] + RESEND_UNTAKEN_TASK_AFTER_MS
             else:
                 due = started + activity["start_to_close_timeout_ms"]
             out.add(Due(due, "ACTIVITY_START_TO_CLOSE", ref, attempt))

@@ -125,7 +125,6 @@ def _task_started_by_worker(ctx: Context, command: dict[str, Any], body: dict[st
     state, task = current
     if task["started_time_ms"] is None:
         task["started_time_ms"] = ctx.now_ms
-        task["start_check_ms"] = None
         ctx.put(state)
 
 
@@ -140,7 +139,6 @@ def _task_failed(ctx: Context, command: dict[str, Any], body: dict[str, Any]) ->
         # timeout of its own, or a worker with a backlog sees it time out in the queue.
         task["dispatched_time_ms"] = ctx.now_ms
         task["started_time_ms"] = None  # the resend waits for a worker as any task does
-        task["start_check_ms"] = None
         _send_workflow_task(ctx, state, full=True)
         ctx.put(state)
         return
