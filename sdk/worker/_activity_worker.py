@@ -63,6 +63,7 @@ from ._shared import (
     WorkerClient,
     is_record_problem,
 )
+from ._started import STARTED_ACK_DELAY, StartedWords
 
 _log = logging.getLogger("cadenza.worker")
 
@@ -264,10 +265,6 @@ class _ThreadCanceller:
 # -- one running attempt -------------------------------------------------------------------
 
 
-STARTED_ACK_DELAY = 1.0
-"""Seconds an attempt runs before its worker says it started (see ``started_ack_delay``)."""
-
-
 def started_ack_delay(task: Mapping[str, Any]) -> float:
     """When to say an attempt started: after :data:`STARTED_ACK_DELAY`, or a quarter of
     its shortest start-to-close or heartbeat timeout if that is sooner (the engine
@@ -447,8 +444,7 @@ class ActivityWorker:
         self._worker_shutdown: _ActivityEvent | None = None
         self._running: dict[bytes, _Running] = {}
         self._handlers: set[asyncio.Task[None]] = set()
-        self._started_acks: set[asyncio.TimerHandle | asyncio.Task[None]] = set()
-        """Words that an attempt started, waiting or being sent; dropped at shutdown."""
+        self._started_acks = StartedWords("activity attempt")
         self._stopping = False
 
     @property
@@ -483,9 +479,7 @@ class ActivityWorker:
         """Take no new tasks; give running attempts ``graceful_timeout``, then cancel them
         (they still report); commit and leave the group."""
         self._stopping = True
-        for ack in list(self._started_acks):
-            ack.cancel()  # the attempts' answers (or their next worker) say it
-        self._started_acks.clear()
+        self._started_acks.stop()  # the attempts' answers (or their next worker) say it
         if self._consumer is not None:
             self._consumer.stop_fetching()
         if self._worker_shutdown is not None:
@@ -623,9 +617,8 @@ class ActivityWorker:
             del self._running[token]
             if running.heartbeats is not None:
                 running.heartbeats.close()
-            if started_ack is not None and outcome != "async":
-                started_ack.cancel()  # its answer says it started
-                self._started_acks.discard(started_ack)
+            if outcome != "async":
+                self._started_acks.cancel(started_ack)  # its answer says it started
         last_heartbeat: list[Payload] = await encode_in(running.last_heartbeat, self.codec)
         if outcome == "async":
             _log.debug("%s will be completed asynchronously", running.ids)
@@ -657,41 +650,16 @@ class ActivityWorker:
                 _measure(measured, started_at, _failed(value), task)
 
     def _ack_started_later(self, task: dict[str, Any]) -> asyncio.TimerHandle | None:
-        """Tell the engine the attempt started, if it still runs after a moment.
-
-        Start-to-close (and heartbeat) timeouts count from this word, as Temporal's
-        count from a worker's poll: an attempt no worker has taken waits, however
-        long, instead of timing out and spending the retry policy's attempts while
-        no worker runs. An attempt that ends sooner needs no word (its answer says
-        it), so short activities cost no extra command. An eager attempt is
-        recorded started already; with a schedule-to-start timeout the worker said
-        so at once.
-        """
+        """Say the attempt started if it still runs after a moment (see ``_started``):
+        its start-to-close and heartbeat timeouts count from the word. An eager
+        attempt is recorded started already; with a schedule-to-start timeout the
+        worker said so at once."""
         if not task["scheduled_event_id"] or task.get("schedule_to_start_timeout_ms") is not None:
             return None
-        if self._stopping:
-            return None
-        loop = asyncio.get_running_loop()
-        holder: list[asyncio.TimerHandle] = []
-        timer = loop.call_later(started_ack_delay(task), self._send_started, task, holder)
-        holder.append(timer)
-        self._started_acks.add(timer)
-        return timer
-
-    def _send_started(self, task: dict[str, Any], timer: list[asyncio.TimerHandle]) -> None:
-        self._started_acks.difference_update(timer)
-        if self._stopping:
-            return
-
-        async def send() -> None:
-            try:
-                await self._send(task, ACTIVITY_TASK_STARTED, {}, fatal_only=True)
-            except AnswerNotSent as exc:
-                _log.warning("The start of an activity attempt was not recorded: %s", exc)
-
-        sending = asyncio.ensure_future(send())
-        self._started_acks.add(sending)
-        sending.add_done_callback(self._started_acks.discard)
+        return self._started_acks.later(
+            started_ack_delay(task),
+            lambda: self._send(task, ACTIVITY_TASK_STARTED, {}, fatal_only=True),
+        )
 
     def _new_running(self, task: dict[str, Any], token: bytes, definition: _Definition) -> _Running:
         loop = asyncio.get_running_loop()

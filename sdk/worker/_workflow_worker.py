@@ -65,6 +65,7 @@ from ._shared import (
     WorkerClient,
     is_record_problem,
 )
+from ._started import STARTED_ACK_DELAY, StartedWords
 from ._threads import LoopThreads
 
 _log = logging.getLogger("cadenza.worker")
@@ -144,8 +145,6 @@ class _Deadlock(Exception):
     pass
 
 
-STARTED_ACK_DELAY = 1.0
-"""Seconds a workflow task runs before its worker says it started it."""
 _TASK_SCHEDULED = "cadenza.history.WorkflowTaskScheduled"
 
 
@@ -234,8 +233,7 @@ class WorkflowWorker:
         self._drainers: dict[str, asyncio.Task[None]] = {}
         self._stopping = False
         self._resets: set[asyncio.Future[None]] = set()
-        self._started_acks: set[asyncio.TimerHandle | asyncio.Task[None]] = set()
-        """Words that a task started, waiting or being sent; dropped at shutdown."""
+        self._started_acks = StartedWords("workflow task")
         self._watched: dict[asyncio.Future[Any], tuple[list[float], float]] = {}
         """Activations running workflow code: when a thread took each, and its timeout."""
         self._overran: set[asyncio.Future[Any]] = set()
@@ -285,9 +283,7 @@ class WorkflowWorker:
     async def shutdown(self) -> None:
         """Take no new tasks, finish the running ones, commit and leave the group."""
         self._stopping = True
-        for ack in list(self._started_acks):
-            ack.cancel()
-        self._started_acks.clear()
+        self._started_acks.stop()
         if self._eager_starts is not None:
             self._eager_starts.unregister(self._task_queue, self)
         if self._consumer is not None:
@@ -420,43 +416,17 @@ class WorkflowWorker:
                 task["run_id"],
             )
         finally:
-            if started_ack is not None:
-                started_ack.cancel()  # its answer says it started
-                self._started_acks.discard(started_ack)
+            self._started_acks.cancel(started_ack)  # its answer says it started
 
     def _ack_started_later(self, task: dict[str, Any]) -> asyncio.TimerHandle | None:
-        """Tell the engine the task started, if it still runs after a moment.
-
-        The task's timeout counts from this word: a task no worker has said it
-        started waits for a worker, as in Temporal's task queue, instead of timing
-        out every few seconds while no worker runs. Tasks answered sooner (nearly
-        all) need no word: their answer says it.
-        """
-        if self._stopping or not task["scheduled_event_id"]:
+        """Say the task started if it still runs after a moment (see ``_started``): its
+        timeout counts from the word, so a task no worker has taken waits for one."""
+        if not task["scheduled_event_id"]:
             return None
-        holder: list[asyncio.TimerHandle] = []
-        timer = asyncio.get_running_loop().call_later(
-            task_started_ack_delay(task), self._send_started, task, holder
-        )
-        holder.append(timer)
-        self._started_acks.add(timer)
-        return timer
-
-    def _send_started(self, task: dict[str, Any], timer: list[asyncio.TimerHandle]) -> None:
-        self._started_acks.difference_update(timer)
-        if self._stopping:
-            return
         body = {"scheduled_event_id": task["scheduled_event_id"], "attempt": task["attempt"]}
-
-        async def send() -> None:
-            try:
-                await self._send(task, (WORKFLOW_TASK_STARTED, body))
-            except Exception as exc:  # the word is a hint; the answer still counts
-                _log.warning("The start of a workflow task was not recorded: %s", exc)
-
-        sending = asyncio.ensure_future(send())
-        self._started_acks.add(sending)
-        sending.add_done_callback(self._started_acks.discard)
+        return self._started_acks.later(
+            task_started_ack_delay(task), lambda: self._send(task, (WORKFLOW_TASK_STARTED, body))
+        )
 
     # -- workflow tasks --------------------------------------------------------------------
 
