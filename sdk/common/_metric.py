@@ -238,7 +238,10 @@ class _NoopMetricMeter(MetricMeter):
         return self
 
 
-class _NoopMetric(MetricCommon):
+class NamedMetric(MetricCommon):
+    """A metric's name, description and unit, as given when it was created; the base
+    of the no-op metrics here and of the runtime's Prometheus ones."""
+
     def __init__(self, name: str, description: str | None, unit: str | None) -> None:
         self._name = name
         self._description = description
@@ -256,6 +259,8 @@ class _NoopMetric(MetricCommon):
     def unit(self) -> str | None:
         return self._unit
 
+
+class _NoopMetric(NamedMetric):
     def with_additional_attributes(self, additional_attributes: MetricAttributes) -> Self:
         return self
 

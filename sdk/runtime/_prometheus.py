@@ -30,7 +30,6 @@ from typing import Any, Self
 
 from ..common._metric import (
     MetricAttributes,
-    MetricCommon,
     MetricCounter,
     MetricGauge,
     MetricGaugeFloat,
@@ -38,6 +37,7 @@ from ..common._metric import (
     MetricHistogramFloat,
     MetricHistogramTimedelta,
     MetricMeter,
+    NamedMetric,
 )
 
 _log = logging.getLogger("cadenza.runtime")
@@ -345,7 +345,7 @@ class _PrometheusMeter(MetricMeter):
         return _PrometheusMeter(self._registry, {**self._labels, **_labels(additional_attributes)})
 
 
-class _Metric(MetricCommon):
+class _Metric(NamedMetric):
     """One metric with its labels; the series of those labels is found on first record."""
 
     def __init__(
@@ -357,25 +357,11 @@ class _Metric(MetricCommon):
         unit: str | None,
         labels: dict[str, str],
     ) -> None:
+        super().__init__(name, description, unit)
         self._registry = registry
         self._family = family
-        self._name = name
-        self._description = description
-        self._unit = unit
         self._labels = labels
         self._own: _Series | None = None
-
-    @property
-    def name(self) -> str:
-        return self._name
-
-    @property
-    def description(self) -> str | None:
-        return self._description
-
-    @property
-    def unit(self) -> str | None:
-        return self._unit
 
     def with_additional_attributes(self, additional_attributes: MetricAttributes) -> Self:
         copy = type(self).__new__(type(self))
