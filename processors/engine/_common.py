@@ -19,6 +19,7 @@ STICKY_CACHE_MISS = "STICKY_CACHE_MISS"
 UNHANDLED_COMMAND = "UNHANDLED_COMMAND"
 _MAX_TASK_BACKOFF_MS = 60_000
 MAX_RETRY_TASK_TIMEOUT_MS = 600_000
+_ENDS_A_RUN_FROM_OUTSIDE = frozenset({"WorkflowExecutionTerminated", "WorkflowExecutionTimedOut"})
 """The longest start-to-close timeout a retried workflow task grows to (10 minutes)."""
 _RUN_ID_NAMESPACE = uuid.UUID("7b0c1f5e-6a3d-4c59-9d3e-3f0b8a2c1d10")
 _RUN_ID_PREFIX = _RUN_ID_NAMESPACE.bytes
@@ -99,7 +100,18 @@ def emit(
     ctx: Context, state: State, name: str, attrs: dict[str, Any], *, time_ms: int | None = None
 ) -> int:
     """Append the run's next event, apply it, and return its id (recorded at ``time_ms``,
-    by default now)."""
+    by default now).
+
+    A transient workflow task out with a worker (see :func:`is_transient`) has its
+    events written first, as they hold the ids the worker was given; unless the
+    event ends the run from outside (a termination, a timeout), which drops the
+    task, as Temporal does."""
+    task = state["workflow_task"]
+    if task is not None and task["scheduled_event_id"] == state["next_event_id"]:
+        if name in _ENDS_A_RUN_FROM_OUTSIDE:
+            state["workflow_task"] = None
+        else:
+            _write_transient_task(ctx, state, task)
     event = {
         "event_id": state["next_event_id"],
         "event_time_ms": ctx.now_ms if time_ms is None else time_ms,
@@ -241,6 +253,20 @@ def _dispatch_new_task(
     as a worker already ran it at that time (a continuation: its completion is
     applied next)."""
     timeout = task_timeout_ms(state["task_timeout_ms"], attempt)
+    if attempt > 1 and ran_at_ms is None and not eager:
+        # A retry after a failure or a timeout: transient, as in Temporal. Its events
+        # go to the worker only, and into history once anything else is written.
+        next_id = state["next_event_id"]
+        state["workflow_task"] = {
+            "scheduled_event_id": next_id,
+            "started_event_id": next_id + 1,
+            "attempt": attempt,
+            "dispatched_time_ms": ctx.now_ms,
+            "timeout_ms": timeout,
+            "started_time_ms": None,
+        }
+        state["workflow_task_needed"] = False
+        return _send_workflow_task(ctx, state)
     scheduled = emit(
         ctx,
         state,
@@ -283,12 +309,66 @@ def task_timeout_ms(run_task_timeout_ms: int, attempt: int) -> int:
     return max(run_task_timeout_ms, min(grown, MAX_RETRY_TASK_TIMEOUT_MS))
 
 
+def is_transient(state: State, task: dict[str, Any] | None) -> bool:
+    """Whether ``task`` is a transient workflow task: a retry (attempt 2 on) whose
+    ``WorkflowTaskScheduled`` and ``WorkflowTaskStarted`` are not in history yet.
+
+    As in Temporal, a task that keeps failing or timing out writes its events once:
+    its first attempt's, and its ``WorkflowTaskFailed`` or ``WorkflowTaskTimedOut``.
+    Later attempts send their two events to the worker with the history, and write
+    them when the task completes, or when another event must be written while it is
+    out (a signal, say), since the worker holds their ids.
+    """
+    return task is not None and task["scheduled_event_id"] == state["next_event_id"]
+
+
+def _transient_events(state: State, task: dict[str, Any]) -> list[Event]:
+    """A transient task's ``WorkflowTaskScheduled`` and ``WorkflowTaskStarted``."""
+    scheduled = task["scheduled_event_id"]
+    common = {"workflow_id": state["workflow_id"], "run_id": state["run_id"]}
+    at = task["dispatched_time_ms"]
+    return [
+        {
+            **common,
+            "event_id": scheduled,
+            "event_time_ms": at,
+            "attributes": (
+                _H + "WorkflowTaskScheduled",
+                {
+                    "task_queue": state["task_queue"],
+                    "start_to_close_timeout_ms": task["timeout_ms"],
+                    "attempt": task["attempt"],
+                },
+            ),
+        },
+        {
+            **common,
+            "event_id": scheduled + 1,
+            "event_time_ms": at,
+            "attributes": (_H + "WorkflowTaskStarted", {"scheduled_event_id": scheduled}),
+        },
+    ]
+
+
+def _write_transient_task(ctx: Context, state: State, task: dict[str, Any]) -> None:
+    for event in _transient_events(state, task):
+        apply(state, event)
+        ctx.append(event)
+    # Applying the events made a fresh task; it is still the one out with a worker.
+    state["workflow_task"] = task
+
+
 def _send_workflow_task(
     ctx: Context, state: State, *, full: bool = False, eager: bool = False
 ) -> bytes | None:
     task = state["workflow_task"]
     seen = 0 if full else state["worker_seen_event_id"]
     from_id = seen + 1 if seen else 1
+    history = ctx.task_history(state["workflow_id"], state["run_id"], from_id)
+    next_id = state["next_event_id"]
+    if is_transient(state, task):
+        history.extend(_transient_events(state, task))
+        next_id += 2
     message = {
         "workflow_id": state["workflow_id"],
         "run_id": state["run_id"],
@@ -298,8 +378,8 @@ def _send_workflow_task(
         "attempt": task["attempt"],
         "started_event_id": task["started_event_id"],
         "history_from_event_id": from_id,
-        "history": ctx.task_history(state["workflow_id"], state["run_id"], from_id),
-        "next_event_id": state["next_event_id"],
+        "history": history,
+        "next_event_id": next_id,
         "query": None,
         "updates": [u["request"] for u in state["updates"].values() if u["stage"] == "ADMITTED"],
         "scheduled_time_ms": ctx.now_ms,

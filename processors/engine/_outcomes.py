@@ -18,6 +18,7 @@ from ._common import (
     _send_workflow_task,
     _timeout_failure,
     emit,
+    is_transient,
     schedule_workflow_task,
 )
 from ._runs import _close_run
@@ -74,6 +75,13 @@ def _activity_completed(ctx: Context, command: dict[str, Any], body: dict[str, A
             )
             continuation = None
     identity = command.get("identity", "")
+    at = None
+    if continuation is not None:
+        # The worker ran the task this completion wakes (so the activity had ended)
+        # at its clock's time: the events up to that task are recorded then, kept
+        # between the activity's schedule and now so that history's times never go
+        # back, whatever the two clocks say.
+        at = min(max(continuation["task_time_ms"], activity["scheduled_time_ms"]), ctx.now_ms)
     started = emit(
         ctx,
         state,
@@ -84,6 +92,7 @@ def _activity_completed(ctx: Context, command: dict[str, Any], body: dict[str, A
             "identity": identity,
             "last_failure": activity["last_failure"],
         },
+        time_ms=at,
     )
     emit(
         ctx,
@@ -95,11 +104,11 @@ def _activity_completed(ctx: Context, command: dict[str, Any], body: dict[str, A
             "started_event_id": started,
             "identity": identity,
         },
+        time_ms=at,
     )
     if continuation is not None:
-        # The worker ran the task this completion wakes: record it as run then, and
-        # apply its completion, all in this decision.
-        _dispatch_new_task(ctx, state, attempt=1, ran_at_ms=continuation["task_time_ms"])
+        # Record the task as run then, and apply its completion, all in this decision.
+        _dispatch_new_task(ctx, state, attempt=1, ran_at_ms=at)
         _task_completed(ctx, command, continuation["completion"])
         return
     schedule_workflow_task(ctx, state)
@@ -374,16 +383,22 @@ def _wft_timeout(ctx: Context, state: State, ref: int, attempt: int, due: int) -
         return _resend_untaken_task(ctx, state, task)
     if task["started_time_ms"] + task["timeout_ms"] > ctx.now_ms:
         return False
-    emit(
-        ctx,
-        state,
-        "WorkflowTaskTimedOut",
-        {
-            "scheduled_event_id": task["scheduled_event_id"],
-            "started_event_id": task["started_event_id"],
-            "timeout_type": "START_TO_CLOSE",
-        },
-    )
+    if is_transient(state, task):
+        # Nothing written for a transient task (as for its failure): the next
+        # attempt is transient too.
+        state["workflow_task"] = None
+        state["worker_seen_event_id"] = 0
+    else:
+        emit(
+            ctx,
+            state,
+            "WorkflowTaskTimedOut",
+            {
+                "scheduled_event_id": task["scheduled_event_id"],
+                "started_event_id": task["started_event_id"],
+                "timeout_type": "START_TO_CLOSE",
+            },
+        )
     _dispatch_new_task(ctx, state, attempt=attempt + 1)
     return True
 

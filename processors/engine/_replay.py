@@ -93,8 +93,10 @@ def scheduling_fields(state: dict[str, Any]) -> dict[str, Any]:
         else {}
     )
     task = state["workflow_task"]
-    if task is not None and task["scheduled_event_id"] == 0:
-        out["workflow_task"] = None  # a retry waiting out its backoff
+    if task is not None and task["scheduled_event_id"] in (0, state["next_event_id"]):
+        # A retry waiting out its backoff, or a transient one (out with a worker,
+        # its events not written): the rebuilt run sends attempt 1 again.
+        out["workflow_task"] = None
         out["workflow_task_needed"] = True
     elif task is not None:
         # A task resent in full after a sticky cache miss times out from the resend;

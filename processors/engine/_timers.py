@@ -73,7 +73,9 @@ def timers_of(state: State | None) -> set[Due]:
             )
         else:
             out.add(Due(task["dispatched_time_ms"], "WORKFLOW_BACKOFF", 0, task["attempt"]))
-    elif state["workflow_task_needed"] and state["execution_time_ms"] > state["start_time_ms"]:
+    elif state["workflow_task_needed"]:
+        # A start delay; or a run rebuilt from history while its task was retrying,
+        # which history does not record: due at once.
         out.add(Due(state["execution_time_ms"], "WORKFLOW_START_DELAY", 0, 0))
     for activity in state["activities"].values():
         ref, attempt = activity["scheduled_event_id"], activity["attempt"]

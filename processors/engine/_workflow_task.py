@@ -21,6 +21,7 @@ from ._common import (
     _send_activity_task,
     _send_workflow_task,
     emit,
+    is_transient,
     retry_delay_ms,
     schedule_workflow_task,
 )
@@ -142,7 +143,7 @@ def _task_failed(ctx: Context, command: dict[str, Any], body: dict[str, Any]) ->
         _send_workflow_task(ctx, state, full=True)
         ctx.put(state)
         return
-    if task["attempt"] == 1:
+    if not is_transient(state, task):
         emit(
             ctx,
             state,
@@ -156,8 +157,8 @@ def _task_failed(ctx: Context, command: dict[str, Any], body: dict[str, Any]) ->
             },
         )
     else:
-        # Later attempts of a failing task are not written again (Temporal's transient
-        # tasks): history shows the first failure, state counts the attempts.
+        # A transient task fails with nothing written: history shows the first
+        # failure, state counts the attempts.
         state["workflow_task"] = None
         state["worker_seen_event_id"] = 0
     _retry_task_later(ctx, state, task["attempt"])

@@ -4,6 +4,7 @@ fails, the workflow stays running and completes once the right code is back) and
 
 from __future__ import annotations
 
+import asyncio
 from datetime import timedelta
 from pathlib import Path
 
@@ -98,10 +99,29 @@ def test_live_worker_fails_the_task_on_a_nondeterministic_change(
         # The changed code scheduled nothing: only the first activity is in history.
         assert [event_name(e) for e in events].count("ActivityTaskScheduled") == 1
 
+        # It fails attempts 2 and 3 too (at once, then after 1 s), and as in Temporal
+        # these retries are transient: history keeps the first failure only.
+        async with worker(client, EvolvingV2):
+            await asyncio.sleep(2.5)
+        names = [event_name(e) for e in (await handle.fetch_history()).events]
+        assert names.count("WorkflowTaskFailed") == 1, names
+        assert names[-1] == "WorkflowTaskFailed", names
+
         # The original code is deployed again: the retried task passes and the run completes.
         async with worker(client, EvolvingV1):
             assert await handle.result() == "a:one a:two"
         assert (await handle.describe()).status is WorkflowExecutionStatus.COMPLETED
+        history = list((await handle.fetch_history()).events)
+        names = [event_name(e) for e in history]
+        assert names.count("WorkflowTaskFailed") == 1, names
+        after = names.index("WorkflowTaskFailed") + 1
+        assert names[after : after + 3] == [
+            "WorkflowTaskScheduled",
+            "WorkflowTaskStarted",
+            "WorkflowTaskCompleted",
+        ], names
+        assert attributes(history[after])["attempt"] >= 3, "the attempt that passed, written"
+        assert [e["event_id"] for e in history] == list(range(1, len(history) + 1))
 
     run_scenario(settings, tmp_path, scenario, task_queues=[QUEUE], timeout=45)
 

@@ -149,11 +149,20 @@ def test_a_workflow_task_a_worker_started_times_out_from_its_word(tmp_path: Path
         _step(store, out, now, _timeout_fired(run_id, due))
         now += 1000
     assert timeouts == [10_000, 20_000, 40_000, 80_000, 160_000, 320_000, 600_000, 600_000]
-    names = [name for name, _ in out.events]
-    assert names.count(_H + "WorkflowTaskTimedOut") == 8
-    scheduled = [a for name, a in out.events if name == _H + "WorkflowTaskScheduled"]
-    assert [a["attempt"] for a in scheduled[:3]] == [1, 2, 3]
-    assert scheduled[1]["start_to_close_timeout_ms"] == 20_000
+    # History has the first attempt and its timeout; the later attempts are
+    # transient (the worker gets their events, history does not).
+    assert [name.removeprefix(_H) for name, _ in out.events] == [
+        "WorkflowExecutionStarted",
+        "WorkflowTaskScheduled",
+        "WorkflowTaskStarted",
+        "WorkflowTaskTimedOut",
+    ]
+    assert [t["attempt"] for t in out.workflow_tasks] == list(range(1, 10))
+    last = out.workflow_tasks[-1]
+    scheduled, started = last["history"][-2:]
+    assert (scheduled["event_id"], started["event_id"]) == (5, 6)
+    assert scheduled["attributes"][1]["attempt"] == 9
+    assert scheduled["attributes"][1]["start_to_close_timeout_ms"] == 600_000
     # A stale word (an earlier attempt) changes nothing.
     before = store.state("w")
     _step(
@@ -166,6 +175,131 @@ def test_a_workflow_task_a_worker_started_times_out_from_its_word(tmp_path: Path
         ),
     )
     assert store.state("w") == before
+    store.close()
+
+
+# -- transient workflow tasks (attempt 2 on) ---------------------------------------------------
+
+
+def _failing_run(tmp_path: Path, failures: int) -> tuple[PartitionStore, _Outputs, str, int]:
+    """A run whose workflow task failed ``failures`` times (backoff waited out)."""
+    store, out = PartitionStore(tmp_path), _Outputs()
+    start = {"workflow_type": "W", "task_queue": "q", "request_id": "r"}
+    _step(store, out, T0, _command(("cadenza.command.StartWorkflow", start)))
+    run_id, now = out.workflow_tasks[-1]["run_id"], T0
+    for _ in range(failures):
+        task = out.workflow_tasks[-1]
+        now += 100
+        failed = {
+            "scheduled_event_id": task["scheduled_event_id"],
+            "attempt": task["attempt"],
+            "cause": "WORKFLOW_WORKER_UNHANDLED_FAILURE",
+            "failure": {"message": "a bug", "source": "", "stack_trace": "", "cause": None},
+        }
+        _step(store, out, now, _answer("WorkflowTaskFailed", run_id, **failed))
+        for due in timers_of(store.state("w")):
+            if due.kind == "WORKFLOW_BACKOFF":
+                now = due.due_time_ms
+                _step(store, out, now, _timeout_fired(run_id, due))
+    return store, out, run_id, now
+
+
+def _names(out: _Outputs) -> list[str]:
+    return [name.removeprefix(_H) for name, _ in out.events]
+
+
+def test_a_task_that_keeps_failing_writes_its_first_failure_only(tmp_path: Path) -> None:
+    """As in Temporal: attempt 2 on is transient. Its two events go to the worker
+    with the history, nothing is written while it keeps failing, and they are
+    written, with the attempt, when the task completes."""
+    store, out, run_id, now = _failing_run(tmp_path, failures=6)
+    assert _names(out) == [
+        "WorkflowExecutionStarted",
+        "WorkflowTaskScheduled",
+        "WorkflowTaskStarted",
+        "WorkflowTaskFailed",
+    ]
+    assert [t["attempt"] for t in out.workflow_tasks] == [1, 2, 3, 4, 5, 6, 7]
+    task = out.workflow_tasks[-1]
+    assert (task["scheduled_event_id"], task["started_event_id"]) == (5, 6)
+    assert [e["event_id"] for e in task["history"]] == [1, 2, 3, 4, 5, 6]
+    assert task["history"][-2]["attributes"] == (
+        _H + "WorkflowTaskScheduled",
+        {"task_queue": "q", "start_to_close_timeout_ms": 600_000, "attempt": 7},
+    )
+    assert task["history"][-1]["attributes"][0] == _H + "WorkflowTaskStarted"
+    assert task["next_event_id"] == 7
+    done = {
+        "scheduled_event_id": 5,
+        "attempt": 7,
+        "commands": [("cadenza.command.CompleteWorkflowExecution", {"result": None})],
+    }
+    _step(store, out, now + 50, _answer("WorkflowTaskCompleted", run_id, **done))
+    assert _names(out)[4:] == [
+        "WorkflowTaskScheduled",
+        "WorkflowTaskStarted",
+        "WorkflowTaskCompleted",
+        "WorkflowExecutionCompleted",
+    ]
+    records = out.event_records
+    assert [e["event_id"] for e in records] == list(range(1, 9))
+    assert records[4]["event_time_ms"] == task["scheduled_time_ms"], "sent, not completed"
+    times = [e["event_time_ms"] for e in records]
+    assert times == sorted(times)
+    store.close()
+
+
+def test_an_event_while_a_transient_task_is_out_writes_its_events_first(
+    tmp_path: Path,
+) -> None:
+    """The worker holds the transient task's event ids, so a signal that arrives
+    meanwhile comes after them, and the completion sees a new event."""
+    store, out, run_id, now = _failing_run(tmp_path, failures=2)
+    signal = {"signal_name": "go", "input": [], "identity": "me"}
+    _step(store, out, now + 10, _answer("SignalWorkflow", run_id, **signal))
+    assert _names(out)[4:] == [
+        "WorkflowTaskScheduled",
+        "WorkflowTaskStarted",
+        "WorkflowExecutionSignaled",
+    ]
+    assert out.events[4][1]["attempt"] == 3
+    assert len(out.workflow_tasks) == 3, "the task out with the worker is still current"
+    # Its completion applies; the signal needs a new task (attempt 1, written).
+    done = {"scheduled_event_id": 5, "attempt": 3, "commands": []}
+    _step(store, out, now + 20, _answer("WorkflowTaskCompleted", run_id, **done))
+    assert _names(out)[7:] == [
+        "WorkflowTaskCompleted",
+        "WorkflowTaskScheduled",
+        "WorkflowTaskStarted",
+    ]
+    assert out.workflow_tasks[-1]["attempt"] == 1
+    # A failure of that task is written again: it is in history.
+    failed = {"scheduled_event_id": 9, "attempt": 1, "cause": "WORKFLOW_WORKER_UNHANDLED_FAILURE"}
+    _step(store, out, now + 30, _answer("WorkflowTaskFailed", run_id, **failed))
+    assert _names(out)[-1] == "WorkflowTaskFailed"
+    store.close()
+
+
+def test_a_transient_task_is_dropped_when_the_run_is_terminated(tmp_path: Path) -> None:
+    store, out, run_id, now = _failing_run(tmp_path, failures=1)
+    _step(store, out, now + 10, _answer("TerminateWorkflow", run_id, reason="stop"))
+    assert _names(out)[4:] == ["WorkflowExecutionTerminated"]
+    assert out.event_records[-1]["event_id"] == 5
+    store.close()
+
+
+def test_a_run_rebuilt_while_its_task_retried_is_sent_a_task_again(tmp_path: Path) -> None:
+    """History does not record a transient task (nor a retry's backoff): a run
+    rebuilt from it has none out, and its timer index makes one due at once."""
+    from cadenza.processors.engine import scheduling_fields
+
+    store, _, _, now = _failing_run(tmp_path, failures=2)
+    live = store.state("w")
+    assert live["workflow_task"]["attempt"] == 3
+    rebuilt = scheduling_fields(live)
+    assert rebuilt["workflow_task"] is None and rebuilt["workflow_task_needed"]
+    [due] = [d for d in timers_of(rebuilt) if d.kind == "WORKFLOW_START_DELAY"]
+    assert due.due_time_ms <= now
     store.close()
 
 
@@ -438,9 +572,8 @@ def test_a_continuation_is_recorded_as_the_next_task_without_dispatching_it(
         (11, _H + "WorkflowExecutionCompleted"),
     ]
     # The task is recorded at the worker's time: replay gives workflow.now() that value.
-    assert [e["event_time_ms"] for e in out.event_records[-6:]] == [T0 + 20] * 2 + [T0 + 15] * 2 + [
-        T0 + 20
-    ] * 2
+    times = [e["event_time_ms"] for e in out.event_records[-6:]]
+    assert times == [T0 + 15] * 4 + [T0 + 20] * 2
     assert len(out.workflow_tasks) == tasks  # nothing dispatched
     state = store.state("w")
     assert state is not None and state["status"] == "COMPLETED"
@@ -474,6 +607,31 @@ def test_continuations_chain_one_activity_after_another(tmp_path: Path) -> None:
     assert state is not None and state["status"] == "COMPLETED"
     assert len(out.workflow_tasks) == 1  # the first task only
     store.close()
+
+
+def test_a_continuation_is_recorded_at_the_workers_time_without_going_back(
+    tmp_path: Path,
+) -> None:
+    """The chain's events take the time the worker ran the task, kept between the
+    activity's schedule and the engine's now: history's times never go back."""
+    result = [{"metadata": {}, "data": b"1"}]
+    finish = [("cadenza.command.CompleteWorkflowExecution", {"result": result})]
+    for at, expected in [(T0 + 15, T0 + 15), (T0 + 5, T0 + 10), (T0 + 40, T0 + 20)]:
+        path = tmp_path / str(at)
+        store, out, run_id = _scheduled_eagerly(path)
+        step = _continued(result, finish, at=at)
+        _step(store, out, T0 + 20, _eager_answer("ActivityTaskCompleted", run_id, **step))
+        records = out.event_records[5:]
+        assert [r["attributes"][0].removeprefix(_H) for r in records] == [
+            "ActivityTaskStarted",
+            "ActivityTaskCompleted",
+            "WorkflowTaskScheduled",
+            "WorkflowTaskStarted",
+            "WorkflowTaskCompleted",
+            "WorkflowExecutionCompleted",
+        ]
+        assert [r["event_time_ms"] for r in records] == [expected] * 4 + [T0 + 20] * 2
+        store.close()
 
 
 def test_a_continuation_after_another_event_is_ignored_and_the_task_dispatched(
