@@ -345,8 +345,24 @@ def _describe(ctx: Context, command: dict[str, Any], body: dict[str, Any]) -> No
                 }
                 for c in state["children"].values()
             ],
+            "pending_workflow_task": _pending_workflow_task(state),
         },
     )
+
+
+def _pending_workflow_task(state: State) -> dict[str, Any] | None:
+    """The run's workflow task that has not completed, for a description. Its later
+    attempts are transient (not in history), so this is where they show."""
+    task = state["workflow_task"]
+    if task is None or state["status"] != "RUNNING":
+        return None
+    started = task["started_time_ms"]
+    return {
+        "state": "SCHEDULED" if started is None else "STARTED",
+        "attempt": task["attempt"],
+        "scheduled_time_ms": task["dispatched_time_ms"],
+        "started_time_ms": started,
+    }
 
 
 def _query(ctx: Context, command: dict[str, Any], body: dict[str, Any]) -> None:

@@ -431,6 +431,13 @@ def _describe_lines(view: Mapping[str, Any]) -> list[str]:
             for c in children
         ]
         lines += [f"  {line}" for line in _table(("WorkflowId", "RunId", "Type"), child_rows)]
+
+    task = view.get("pendingWorkflowTask")
+    if task:
+        # Attempts after the first are not in history (as in Temporal): say so here.
+        lines += ["", f"Pending Workflow Task: {task['state']}, attempt {task['attempt']}"]
+        if task["attempt"] > 1:
+            lines.append("  its earlier attempts failed or timed out: see the worker's log")
     return lines
 
 

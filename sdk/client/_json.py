@@ -113,8 +113,11 @@ def execution_json(execution: WorkflowExecution) -> dict[str, Any]:
 
 def description_json(raw_description: Mapping[str, Any], base: dict[str, Any]) -> dict[str, Any]:
     """``base`` (an :func:`execution_json`) with the description's pending work added:
-    ``pendingActivities`` and ``pendingChildren``, as the engine reported them."""
+    ``pendingActivities``, ``pendingChildren`` and ``pendingWorkflowTask`` (or None), as
+    the engine reported them."""
     view = dict(base)
     view["pendingActivities"] = value_json(list(raw_description.get("pending_activities") or []))
     view["pendingChildren"] = value_json(list(raw_description.get("pending_children") or []))
+    task = raw_description.get("pending_workflow_task")
+    view["pendingWorkflowTask"] = None if task is None else value_json(dict(task))
     return view

@@ -103,6 +103,9 @@ def test_live_worker_fails_the_task_on_a_nondeterministic_change(
         # these retries are transient: history keeps the first failure only.
         async with worker(client, EvolvingV2):
             await asyncio.sleep(2.5)
+            # Describe names the attempt history does not show.
+            pending = (await handle.describe()).raw_description["pending_workflow_task"]
+            assert pending is not None and pending["attempt"] >= 3, pending
         names = [event_name(e) for e in (await handle.fetch_history()).events]
         assert names.count("WorkflowTaskFailed") == 1, names
         assert names[-1] == "WorkflowTaskFailed", names

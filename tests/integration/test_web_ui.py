@@ -8,6 +8,7 @@ import asyncio
 import contextlib
 import dataclasses
 import os
+import re
 import socket
 import subprocess
 import sys
@@ -70,6 +71,13 @@ class Quick:
     @workflow.run
     async def run(self, n: int) -> int:
         return n * 2
+
+
+@workflow.defn(name="WebBroken")
+class Broken:
+    @workflow.run
+    async def run(self) -> None:
+        raise RuntimeError("a bug in the workflow code")  # fails the task, which is retried
 
 
 class _LoopThread:
@@ -183,7 +191,7 @@ def test_web_ui_lists_opens_signals_and_terminates_runs(
             url = stack.enter_context(_processors(settings, tmp_path / "data"))
             client = background.run(Client.connect(settings=settings))
             stack.callback(lambda: background.run(client.close()))
-            worker = Worker(client, task_queue=QUEUE, workflows=[Approval, Quick])
+            worker = Worker(client, task_queue=QUEUE, workflows=[Approval, Quick, Broken])
             background.run(worker.__aenter__())
             stack.callback(lambda: background.run(worker.__aexit__(None, None, None)))
             alice = background.run(
@@ -326,6 +334,14 @@ def test_web_ui_lists_opens_signals_and_terminates_runs(
             expect(stuck).to_contain_text("for a worker on task queue", timeout=WAIT_MS)
             expect(stuck).to_contain_text("nobody-serves-this")
             expect(stuck).not_to_contain_text("timed out")
+
+            # A run whose workflow code fails: history keeps the first failure only
+            # (later attempts are transient), and the page names the current attempt.
+            background.run(client.start_workflow(Broken.run, id="broken", task_queue=QUEUE))
+            page.goto(f"{url}/#/workflows/broken")
+            expect(stuck).to_contain_text("The workflow task is failing", timeout=WAIT_MS)
+            expect(stuck).to_contain_text("a bug in the workflow code")
+            expect(stuck).to_contain_text(re.compile(r"Attempt [3-9] is"), timeout=WAIT_MS)
             page.close()  # before the server stops under its auto-refresh
         # Chromium logs the API's answers to the bad query (list and count, 400) as console
         # errors; those are expected, and nothing else may be there.

@@ -577,16 +577,20 @@
     const byId = new Map(events.map((e) => [e.eventId, e]));
 
     // A failing workflow task is retried forever, and nothing else moves meanwhile.
+    // History keeps its first failure; later attempts are transient (as in Temporal),
+    // and the description names the current one.
+    const task = desc.pendingWorkflowTask;
+    const attemptNow = task && task.attempt > 1 ? ` Attempt ${task.attempt} is ${String(task.state).toLowerCase()} now.` : "";
     const lastTaskFailure = [...events].reverse().find((e) => e.eventType.startsWith("WorkflowTask") && e.eventType !== "WorkflowTaskScheduled" && e.eventType !== "WorkflowTaskStarted");
     if (lastTaskFailure && lastTaskFailure.eventType === "WorkflowTaskTimedOut") {
       // A worker said it started the task and did not answer within its timeout.
       say("warning", "The workflow task timed out (", eventJump(lastTaskFailure), "): a worker started it and did not answer in time (a very long replay, or a worker that hangs or died). ",
-        "It is sent again, each attempt with twice the timeout, up to 10 minutes.");
+        "It is sent again, each attempt with twice the timeout, up to 10 minutes." + attemptNow);
     } else if (lastTaskFailure && /Failed/.test(lastTaskFailure.eventType)) {
       const a = lastTaskFailure.attributes || {};
       say("error", "The workflow task is failing (", eventJump(lastTaskFailure), "): ",
         h("strong", { text: [a.cause, a.failure ? failureText(a.failure) : ""].filter(Boolean).join(": ") || lastTaskFailure.eventType }),
-        ". It is retried until the workflow code or the worker is fixed.");
+        ". It is retried until the workflow code or the worker is fixed." + attemptNow);
     }
     if (last && (last.eventType === "WorkflowTaskScheduled" || last.eventType === "WorkflowTaskStarted")) {
       // Sent and not answered within its timeout: no worker has taken it (a task
