@@ -22,6 +22,7 @@ from ..workflow._history import (
     missing_event_error,
 )
 from ..workflow._instance import WorkflowInstance
+from ._codec import decode_in
 from ._history import WorkflowHistory
 
 
@@ -50,8 +51,8 @@ class Replayer:
     Args:
         workflows: The ``@workflow.defn`` classes to replay with.
         namespace: The namespace shown in ``workflow.info()``.
-        data_converter: Converts payloads and failures. Payload codecs are not
-            applied yet: histories must hold plain (codec-decoded) payloads.
+        data_converter: Converts payloads and failures. Its payload codec, if
+            any, decodes the history's payloads first, as a worker's does.
         failure_exception_types: Exception types that fail the workflow rather
             than the task, for every workflow (as the worker's option).
     """
@@ -64,8 +65,6 @@ class Replayer:
         data_converter: DataConverter = DataConverter.default,
         failure_exception_types: Sequence[type[BaseException]] = (),
     ) -> None:
-        if data_converter.payload_codec is not None:
-            raise NotImplementedError("Replayer does not apply payload codecs yet")
         self._definitions: dict[str | None, _Definition] = {}
         for cls in workflows:
             definition = _Definition.must_from_class(cls)
@@ -97,7 +96,10 @@ class Replayer:
             Exception: The code raised an exception that fails a workflow task
                 (when ``raise_on_replay_failure``).
         """
-        failure = self._replay(history)
+        events = list(history.events)
+        # Payloads as workflow code sees them, as a worker decodes a task's history.
+        events = await decode_in(events, self._data_converter.payload_codec)
+        failure = self._replay(history.workflow_id, events)
         if failure is not None and raise_on_replay_failure:
             raise failure
         return WorkflowReplayResult(history=history, replay_failure=failure)
@@ -127,8 +129,7 @@ class Replayer:
                 failures[history.run_id] = result.replay_failure
         return WorkflowReplayResults(replay_failures=failures)
 
-    def _replay(self, history: WorkflowHistory) -> Exception | None:
-        events = list(history.events)
+    def _replay(self, workflow_id: str, events: list[Mapping[str, Any]]) -> Exception | None:
         if not events or event_kind(events[0]) != WORKFLOW_EXECUTION_STARTED:
             raise ValueError("A history must start with its WorkflowExecutionStarted event")
         workflow_type = event_attributes(events[0])["workflow_type"]
@@ -140,7 +141,7 @@ class Replayer:
             )
         instance = WorkflowInstance(
             definition,
-            workflow_id=history.workflow_id,
+            workflow_id=workflow_id,
             run_id=str(events[0]["run_id"]),
             started_event=events[0],
             payload_converter=self._data_converter.payload_converter,

@@ -3,15 +3,19 @@
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import json
 from datetime import timedelta
 
 import pytest
 from test_runtime_support import FakeEngine
+from test_worker_support import Base64Codec
 
 from cadenza import workflow
+from cadenza.converter import DataConverter
 from cadenza.exceptions import ApplicationError, NondeterminismError
 from cadenza.worker import Replayer, WorkflowHistory, WorkflowReplayResult
+from cadenza.worker._codec import encode_in
 
 TIMEOUT = timedelta(seconds=30)
 
@@ -89,6 +93,25 @@ def test_replaying_a_completed_history_passes() -> None:
     history = completed_history()
     result = asyncio.run(Replayer(workflows=[OrderV1]).replay_workflow(history))
     assert isinstance(result, WorkflowReplayResult) and result.replay_failure is None
+
+
+def test_a_replayer_decodes_payloads_with_its_codec() -> None:
+    """A history written by a client and workers with a payload codec replays with
+    the same codec, as a worker's task does; without it, the workflow code fails on
+    the payloads it cannot read."""
+    plain = completed_history()
+    codec = Base64Codec()
+    history = WorkflowHistory(plain.workflow_id, asyncio.run(encode_in(list(plain.events), codec)))
+    started = history.events[0]["attributes"][1]["input"][0]
+    assert started["metadata"]["encoding"] == b"binary/b64"
+    converter = dataclasses.replace(DataConverter.default, payload_codec=codec)
+    replayer = Replayer(workflows=[OrderV1], data_converter=converter)
+    result = asyncio.run(replayer.replay_workflow(history))
+    assert result.replay_failure is None and result.history is history
+    failed = asyncio.run(
+        Replayer(workflows=[OrderV1]).replay_workflow(history, raise_on_replay_failure=False)
+    )
+    assert failed.replay_failure is not None
 
 
 def test_a_changed_workflow_fails_replay() -> None:
