@@ -51,6 +51,7 @@ from ..topics import activity_tasks_topic, consumer_group
 from ._codec import decode_in, encode_in
 from ._consumer import Record, TaskConsumer
 from ._metrics import ActivityTypeMetrics, WorkerMetrics
+from ._rate import StartRate
 from ._shared import (
     ACTIVITY_TASK_CANCELED,
     ACTIVITY_TASK_COMPLETED,
@@ -419,8 +420,11 @@ class ActivityWorker:
         on_fatal: Callable[[BaseException], None],
         metrics: WorkerMetrics | None = None,
         metric_meter: MetricMeter = MetricMeter.noop,
+        start_rate: StartRate | None = None,
     ) -> None:
         self._client = client
+        self._start_rate = start_rate
+        """``max_activities_per_second``, or None."""
         self._settings = client.settings
         self.transport = client.transport
         self._converter: DataConverter = client.data_converter
@@ -507,7 +511,12 @@ class ActivityWorker:
             return False
         if activity_type not in self._activities and None not in self._activities:
             return False
-        return self._consumer.try_reserve()
+        if not self._consumer.try_reserve():
+            return False
+        if self._start_rate is not None and not self._start_rate.try_take():
+            self._consumer.release()  # over the rate now: it goes through the queue
+            return False
+        return True
 
     def release_eager(self) -> None:
         """Give back a slot of :meth:`reserve_eager` that was not used."""
@@ -558,6 +567,8 @@ class ActivityWorker:
         consumer = self._consumer
         assert consumer is not None
         try:
+            if self._start_rate is not None:
+                await self._start_rate.take()
             await self._run_attempt(task)
         except AnswerNotSent as exc:
             consumer.abandon(record.ticket)

@@ -30,6 +30,7 @@ from ..topics import TopicAdmin, validate_task_queue
 from ..workflow._definition import _Definition as _WorkflowDefinition
 from ._activity_worker import ActivityWorker
 from ._metrics import WorkerMetrics, runtime_of, worker_metrics
+from ._rate import StartRate
 from ._shared import WorkerClient
 from ._threads import LoopThreads
 from ._workflow_worker import WorkflowWorker
@@ -157,8 +158,12 @@ class Worker:
             default_heartbeat_throttle_interval: Wait between two heartbeats
                 sent for an activity without a heartbeat timeout (with one, 80%
                 of the timeout, at most ``max_heartbeat_throttle_interval``).
-            max_activities_per_second: Not supported yet: must be None.
-            max_task_queue_activities_per_second: Not supported yet: must be None.
+            max_activities_per_second: The most activity attempts this worker
+                starts a second; the others wait in the worker, in order, each
+                holding its slot (default: no limit).
+            max_task_queue_activities_per_second: Not supported yet: must be None
+                (a limit across every worker of the queue would need the engine
+                to pace the queue's tasks).
             graceful_shutdown_timeout: How long :meth:`shutdown` lets running
                 activities finish before cancelling them (default: cancel at once).
             workflow_failure_exception_types: Exception types that, raised from
@@ -187,12 +192,15 @@ class Worker:
             raise ValueError("At least one activity or workflow must be specified")
         if interceptors:
             raise NotImplementedError("Worker interceptors are not supported by Cadenza yet")
-        rate_limits = (max_activities_per_second, max_task_queue_activities_per_second)
-        if any(limit is not None for limit in rate_limits):
+        if max_task_queue_activities_per_second is not None:
             raise NotImplementedError(
-                "max_activities_per_second and max_task_queue_activities_per_second are not "
-                "supported by Cadenza yet"
+                "max_task_queue_activities_per_second (one limit for every worker of the "
+                "queue) is not supported by Cadenza yet: limit each worker with "
+                "max_activities_per_second"
             )
+        self._start_rate = (
+            None if max_activities_per_second is None else StartRate(max_activities_per_second)
+        )
         if max_cached_workflows < 0:
             raise ValueError("max_cached_workflows cannot be negative")
         for name, value in (
@@ -435,6 +443,7 @@ class Worker:
                     on_fatal=self._on_fatal,
                     metrics=self._metrics,
                     metric_meter=meter,
+                    start_rate=self._start_rate,
                 )
                 self._activity_worker.start(loop)
                 if self._workflow_worker is not None and not self._disable_eager_activities:

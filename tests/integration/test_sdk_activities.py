@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import itertools
 import time
 from collections import defaultdict
 from collections.abc import Callable
@@ -469,6 +470,39 @@ def test_parallel_activities_with_gather_and_wait(settings: Settings, tmp_path: 
         assert first == ["done=1", "pending=1", "first=True", "result=woke up", "cancelled=1"]
 
     run_scenario(settings, tmp_path, scenario, task_queues=[QUEUE])
+
+
+def test_a_worker_starts_activities_at_most_max_activities_per_second(
+    settings: Settings, tmp_path: Path
+) -> None:
+    """The same ten parallel activities through a worker limited to 4 a second: the
+    starts are at least 0.25 s apart; one is eager (the others would exceed the
+    rate at once, so they go through the queue)."""
+
+    async def scenario(client: Client) -> list[bool]:
+        async with Worker(
+            client,
+            task_queue=QUEUE,
+            workflows=WORKFLOWS,
+            activities=ACTIVITIES,
+            max_activities_per_second=4,
+        ):
+            got = await client.execute_workflow(FanOutWorkflow.run, id="paced", task_queue=QUEUE)
+        assert got == [n * n for n in range(10)]
+        history = await client.get_workflow_handle("paced").fetch_history()
+        return [
+            attributes(e)["eager_execution"]
+            for e in history.events
+            if event_name(e) == "ActivityTaskScheduled"
+        ]
+
+    flags = run_scenario(settings, tmp_path, scenario, task_queues=[QUEUE])
+    starts = sorted(STARTS["paced"])
+    assert len(starts) == 10
+    gaps = [b - a for a, b in itertools.pairwise(starts)]
+    assert min(gaps) >= 0.24, [round(g, 3) for g in gaps]
+    assert flags == [True] + [False] * 9, flags
+    assert _dispatched(settings) == 9
 
 
 # -- eager execution -------------------------------------------------------------------------

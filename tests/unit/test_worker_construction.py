@@ -103,8 +103,14 @@ def test_bad_task_queue_and_options() -> None:
         Worker(FakeClient(), task_queue="q", activities=[greet], max_cached_workflows=-1)
     with pytest.raises(NotImplementedError, match="interceptors"):
         Worker(FakeClient(), task_queue="q", activities=[greet], interceptors=[object()])
-    with pytest.raises(NotImplementedError, match="per_second"):
-        Worker(FakeClient(), task_queue="q", activities=[greet], max_activities_per_second=1)
+    with pytest.raises(NotImplementedError, match="limit each worker with max_activities"):
+        Worker(
+            FakeClient(), task_queue="q", activities=[greet], max_task_queue_activities_per_second=1
+        )
+    for bad in (0, -1.0, float("nan"), float("inf")):
+        with pytest.raises(ValueError, match="max_activities_per_second must be a positive"):
+            Worker(FakeClient(), task_queue="q", activities=[greet], max_activities_per_second=bad)
+    Worker(FakeClient(), task_queue="q", activities=[greet], max_activities_per_second=0.5)
 
 
 def test_defaults_and_config() -> None:
