@@ -75,13 +75,6 @@ def _activity_completed(ctx: Context, command: dict[str, Any], body: dict[str, A
             )
             continuation = None
     identity = command.get("identity", "")
-    at = None
-    if continuation is not None:
-        # The worker ran the task this completion wakes (so the activity had ended)
-        # at its clock's time: the events up to that task are recorded then, kept
-        # between the activity's schedule and now so that history's times never go
-        # back, whatever the two clocks say.
-        at = min(max(continuation["task_time_ms"], activity["scheduled_time_ms"]), ctx.now_ms)
     started = emit(
         ctx,
         state,
@@ -92,7 +85,6 @@ def _activity_completed(ctx: Context, command: dict[str, Any], body: dict[str, A
             "identity": identity,
             "last_failure": activity["last_failure"],
         },
-        time_ms=at,
     )
     emit(
         ctx,
@@ -104,11 +96,13 @@ def _activity_completed(ctx: Context, command: dict[str, Any], body: dict[str, A
             "started_event_id": started,
             "identity": identity,
         },
-        time_ms=at,
     )
     if continuation is not None:
-        # Record the task as run then, and apply its completion, all in this decision.
-        _dispatch_new_task(ctx, state, attempt=1, ran_at_ms=at)
+        # The worker ran the task this completion wakes: record it as run then (its
+        # WorkflowTaskStarted time is what workflow.now() read, so it is kept exactly,
+        # even when the worker's clock is behind this engine's), and apply its
+        # completion, all in this decision.
+        _dispatch_new_task(ctx, state, attempt=1, ran_at_ms=continuation["task_time_ms"])
         _task_completed(ctx, command, continuation["completion"])
         return
     schedule_workflow_task(ctx, state)
