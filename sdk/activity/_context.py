@@ -210,6 +210,8 @@ class _Context:
     client: Any | None = None
     cancellation_details: ActivityCancellationDetails | None = None
     runtime_metric_meter: MetricMeter | None = None
+    outbound: Any | None = None
+    """The worker interceptors' ``ActivityOutboundInterceptor`` chain, or None."""
     _logger_details: Mapping[str, Any] | None = field(default=None, repr=False)
     _metric_meter: MetricMeter | None = field(default=None, repr=False)
 
@@ -287,7 +289,11 @@ def info() -> Info:
     Raises:
         RuntimeError: Not in an activity.
     """
-    return _Context.current().info
+    context = _Context.current()
+    if context.outbound is not None:
+        info: Info = context.outbound.info()
+        return info
+    return context.info
 
 
 def heartbeat(*details: Any) -> None:
@@ -300,7 +306,11 @@ def heartbeat(*details: Any) -> None:
     Raises:
         RuntimeError: Not in an activity.
     """
-    _Context.current().heartbeat(*details)
+    context = _Context.current()
+    if context.outbound is not None:
+        context.outbound.heartbeat(*details)
+        return
+    context.heartbeat(*details)
 
 
 def is_cancelled() -> bool:

@@ -50,6 +50,12 @@ from ..exceptions import (
 from ..topics import activity_tasks_topic, consumer_group
 from ._codec import decode_in, encode_in
 from ._consumer import Record, TaskConsumer
+from ._interceptor import (
+    ActivityInboundInterceptor,
+    ActivityOutboundInterceptor,
+    ExecuteActivityInput,
+    Interceptor,
+)
 from ._metrics import ActivityTypeMetrics, WorkerMetrics
 from ._rate import StartRate
 from ._shared import (
@@ -400,6 +406,50 @@ class _Heartbeats:
             self._sender.cancel()
 
 
+# -- interceptors' innermost links ---------------------------------------------------------
+
+
+class _InnermostActivity(ActivityInboundInterceptor):
+    """Runs the activity function: awaited when async, in the executor when sync."""
+
+    def __init__(self, running: _Running) -> None:  # the end of the chain: no next
+        self._running = running
+
+    def init(self, outbound: ActivityOutboundInterceptor) -> None:
+        self._running.context.outbound = outbound
+
+    async def execute_activity(self, input: ExecuteActivityInput) -> Any:
+        if input.executor is None:
+            return await input.fn(*input.args)
+        canceller = self._running.canceller
+        assert canceller is not None
+        fn, args = input.fn, input.args
+
+        def invoke() -> Any:
+            canceller.started()
+            try:
+                return fn(*args)
+            finally:
+                canceller.finished()
+
+        thread_context = contextvars.copy_context()  # holds the activity context
+        loop = asyncio.get_running_loop()
+        return await loop.run_in_executor(input.executor, thread_context.run, invoke)
+
+
+class _ActivityOutbound(ActivityOutboundInterceptor):
+    """What ``activity.info()`` and ``activity.heartbeat()`` reach at the end of the chain."""
+
+    def __init__(self, context: _Context) -> None:  # the end of the chain: no next
+        self._context = context
+
+    def info(self) -> Info:
+        return self._context.info
+
+    def heartbeat(self, *details: Any) -> None:
+        self._context.heartbeat(*details)
+
+
 # -- the worker ----------------------------------------------------------------------------
 
 
@@ -421,8 +471,11 @@ class ActivityWorker:
         metrics: WorkerMetrics | None = None,
         metric_meter: MetricMeter = MetricMeter.noop,
         start_rate: StartRate | None = None,
+        interceptors: Sequence[Interceptor] = (),
     ) -> None:
         self._client = client
+        self._interceptors = tuple(interceptors)
+        """Worker interceptors: each attempt runs through their activity chain."""
         self._start_rate = start_rate
         """``max_activities_per_second``, or None."""
         self._settings = client.settings
@@ -767,6 +820,8 @@ class ActivityWorker:
 
     async def _run_async(self, running: _Running, args: Sequence[Any]) -> Any:
         context, fn = running.context, running.definition.fn
+        if self._interceptors:
+            return await self._run_intercepted(running, args, None)
 
         async def invoke() -> Any:
             _Context.set(context)  # in the task's own copy of the context
@@ -782,6 +837,8 @@ class ActivityWorker:
             raise RuntimeError("No activity_executor for a sync activity")
         context, fn, canceller = running.context, running.definition.fn, running.canceller
         assert canceller is not None
+        if self._interceptors:
+            return await self._run_intercepted(running, args, self._executor)
 
         def invoke() -> Any:
             canceller.started()
@@ -797,6 +854,36 @@ class ActivityWorker:
         )
         running.run_task = future
         return await self._wait(running, future)
+
+    async def _run_intercepted(
+        self,
+        running: _Running,
+        args: Sequence[Any],
+        executor: concurrent.futures.Executor | None,
+    ) -> Any:
+        """Run the attempt through the interceptors' chain, in a task of its own that
+        holds the activity context (the chain runs on the event loop; the innermost
+        link runs a sync activity in ``executor``, as without interceptors)."""
+        context = running.context
+        inbound: ActivityInboundInterceptor = _InnermostActivity(running)
+        for interceptor in reversed(self._interceptors):
+            inbound = interceptor.intercept_activity(inbound)
+        execute = ExecuteActivityInput(
+            fn=running.definition.fn,
+            args=args,
+            executor=executor,
+            headers=running.task.get("header") or {},
+        )
+
+        async def invoke() -> Any:
+            _Context.set(context)  # in the task's own copy of the context
+            inbound.init(_ActivityOutbound(context))
+            return await inbound.execute_activity(execute)
+
+        running.run_task = asyncio.get_running_loop().create_task(invoke())
+        if context.cancelled_event.is_set():  # cancelled while its arguments were decoded
+            running.run_task.cancel()
+        return await self._wait(running, running.run_task)
 
     @staticmethod
     async def _wait(running: _Running, future: asyncio.Future[Any]) -> Any:

@@ -24,6 +24,7 @@ from ..workflow._history import (
 from ..workflow._instance import WorkflowInstance
 from ._codec import decode_in
 from ._history import WorkflowHistory
+from ._interceptor import Interceptor, workflow_interceptor_classes
 
 
 @dataclass(frozen=True)
@@ -53,6 +54,8 @@ class Replayer:
         namespace: The namespace shown in ``workflow.info()``.
         data_converter: Converts payloads and failures. Its payload codec, if
             any, decodes the history's payloads first, as a worker's does.
+        interceptors: Worker interceptors; their workflow interceptors run in the
+            replay as in a worker (their activity ones have nothing to run).
         failure_exception_types: Exception types that fail the workflow rather
             than the task, for every workflow (as the worker's option).
     """
@@ -63,6 +66,7 @@ class Replayer:
         workflows: Sequence[type],
         namespace: str = "default",
         data_converter: DataConverter = DataConverter.default,
+        interceptors: Sequence[Interceptor] = (),
         failure_exception_types: Sequence[type[BaseException]] = (),
     ) -> None:
         self._definitions: dict[str | None, _Definition] = {}
@@ -74,6 +78,8 @@ class Replayer:
             self._definitions[definition.name] = definition
         self._namespace = namespace
         self._data_converter = data_converter
+        self._interceptors = list(interceptors)
+        self._interceptor_classes = workflow_interceptor_classes(self._interceptors)
         self._failure_exception_types = tuple(failure_exception_types)
 
     def config(self) -> dict[str, Any]:
@@ -82,6 +88,7 @@ class Replayer:
             "workflows": [d.cls for d in self._definitions.values()],
             "namespace": self._namespace,
             "data_converter": self._data_converter,
+            "interceptors": self._interceptors,
             "failure_exception_types": self._failure_exception_types,
         }
 
@@ -148,6 +155,7 @@ class Replayer:
             failure_converter=self._data_converter.failure_converter,
             namespace=self._namespace,
             failure_exception_types=self._failure_exception_types,
+            interceptor_classes=self._interceptor_classes,
         )
         result = instance.activate(events)
         if result.failure is not None:

@@ -29,6 +29,7 @@ from ..activity._definition import _Definition as _ActivityDefinition
 from ..topics import TopicAdmin, validate_task_queue
 from ..workflow._definition import _Definition as _WorkflowDefinition
 from ._activity_worker import ActivityWorker
+from ._interceptor import Interceptor, workflow_interceptor_classes
 from ._metrics import WorkerMetrics, runtime_of, worker_metrics
 from ._rate import StartRate
 from ._shared import WorkerClient
@@ -52,7 +53,7 @@ class WorkerConfig(TypedDict, total=False):
     workflows: Sequence[type]
     activity_executor: concurrent.futures.Executor | None
     workflow_task_executor: concurrent.futures.ThreadPoolExecutor | None
-    interceptors: Sequence[Any]
+    interceptors: Sequence[Interceptor]
     build_id: str | None
     identity: str | None
     max_cached_workflows: int
@@ -97,7 +98,7 @@ class Worker:
         workflows: Sequence[type] = (),
         activity_executor: concurrent.futures.Executor | None = None,
         workflow_task_executor: concurrent.futures.ThreadPoolExecutor | None = None,
-        interceptors: Sequence[Any] = (),
+        interceptors: Sequence[Interceptor] = (),
         build_id: str | None = None,
         identity: str | None = None,
         max_cached_workflows: int = 1000,
@@ -134,7 +135,8 @@ class Worker:
             workflow_task_executor: Threads running workflow code. Default: a
                 pool of ``max_concurrent_workflow_tasks`` threads, shut down
                 with the worker.
-            interceptors: Not supported yet: must be empty.
+            interceptors: Worker interceptors (:class:`Interceptor`), outermost
+                first: they wrap each activity attempt and each workflow instance.
             build_id: Identifies this worker's code; sent as each workflow task
                 completion's ``binary_checksum``.
             identity: Identity sent with each completion; default the client's.
@@ -190,8 +192,8 @@ class Worker:
         validate_task_queue(task_queue)
         if not activities and not workflows:
             raise ValueError("At least one activity or workflow must be specified")
-        if interceptors:
-            raise NotImplementedError("Worker interceptors are not supported by Cadenza yet")
+        self._interceptors = list(interceptors)
+        self._workflow_interceptor_classes = workflow_interceptor_classes(self._interceptors)
         if max_task_queue_activities_per_second is not None:
             raise NotImplementedError(
                 "max_task_queue_activities_per_second (one limit for every worker of the "
@@ -428,6 +430,7 @@ class Worker:
                     on_fatal=self._on_fatal,
                     metrics=self._metrics,
                     metric_meter=meter,
+                    interceptor_classes=self._workflow_interceptor_classes,
                 )
                 self._workflow_worker.start(loop)
             if self._run_activities:
@@ -444,6 +447,7 @@ class Worker:
                     metrics=self._metrics,
                     metric_meter=meter,
                     start_rate=self._start_rate,
+                    interceptors=self._interceptors,
                 )
                 self._activity_worker.start(loop)
                 if self._workflow_worker is not None and not self._disable_eager_activities:

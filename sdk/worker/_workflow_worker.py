@@ -207,8 +207,11 @@ class WorkflowWorker:
         on_fatal: Callable[[BaseException], None],
         metrics: WorkerMetrics | None = None,
         metric_meter: MetricMeter = MetricMeter.noop,
+        interceptor_classes: Sequence[type] = (),
     ) -> None:
         self._client = client
+        self._interceptor_classes = tuple(interceptor_classes)
+        """The worker interceptors' ``WorkflowInboundInterceptor`` classes."""
         self._settings = client.settings
         self._transport = client.transport
         self._converter: DataConverter = client.data_converter
@@ -746,6 +749,7 @@ class WorkflowWorker:
             namespace=self._namespace,
             failure_exception_types=self._failure_types,
             metric_meter=metric_meter,
+            interceptor_classes=self._interceptor_classes,
         )
 
     async def _activate(
@@ -942,7 +946,14 @@ class WorkflowWorker:
         args: list[Any] = await decode_in(list(query["args"]), self._codec)
         target = instance
         payloads = await self._in_thread(
-            lambda: target.query(str(query["query_type"]), args), 0, target
+            lambda: target.query(
+                str(query["query_type"]),
+                args,
+                query_id=str(query["query_id"]),
+                headers=query.get("header") or {},
+            ),
+            0,
+            target,
         )
         encoded: list[Any] = await encode_in(payloads, self._codec)
         return encoded

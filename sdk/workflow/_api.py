@@ -30,7 +30,7 @@ def in_workflow() -> bool:
 
 def info() -> Info:
     """The running workflow's :class:`Info`."""
-    return _Runtime.current().workflow_info()
+    return _Runtime.current().workflow_info_for_code()
 
 
 def instance() -> Any:

@@ -14,13 +14,14 @@ import asyncio
 import contextvars
 from abc import ABC, abstractmethod
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import timedelta
 from random import Random
 from typing import Any, NoReturn
 
 from ..common._enums import WorkflowIDReusePolicy
 from ..common._metric import MetricMeter
+from ..common._payload import Payload
 from ..common._retry import RetryPolicy
 from ..common._search_attributes import (
     SearchAttributes,
@@ -40,7 +41,7 @@ _current: contextvars.ContextVar[_Runtime | None] = contextvars.ContextVar(
 )
 
 
-@dataclass(frozen=True, kw_only=True)
+@dataclass(kw_only=True)
 class StartActivityInput:
     """What ``workflow.start_activity`` asks the runtime to schedule.
 
@@ -66,9 +67,11 @@ class StartActivityInput:
     cancellation_type: ActivityCancellationType
     summary: str | None
     """One-line summary shown in the UI."""
+    headers: Mapping[str, Payload] = field(default_factory=dict)
+    """Sent with the activity task (worker interceptors set them)."""
 
 
-@dataclass(frozen=True, kw_only=True)
+@dataclass(kw_only=True)
 class StartChildWorkflowInput:
     """What ``workflow.start_child_workflow`` asks the runtime to start."""
 
@@ -96,9 +99,11 @@ class StartChildWorkflowInput:
     search_attributes: SearchAttributes | TypedSearchAttributes | None
     static_summary: str | None
     static_details: str | None
+    headers: Mapping[str, Payload] = field(default_factory=dict)
+    """Sent with the child's start (worker interceptors set them)."""
 
 
-@dataclass(frozen=True, kw_only=True)
+@dataclass(kw_only=True)
 class ContinueAsNewInput:
     """What ``workflow.continue_as_new`` asks the runtime to continue into.
 
@@ -115,6 +120,8 @@ class ContinueAsNewInput:
     retry_policy: RetryPolicy | None
     memo: Mapping[str, Any] | None
     search_attributes: SearchAttributes | TypedSearchAttributes | None
+    headers: Mapping[str, Payload] = field(default_factory=dict)
+    """Sent with the next run's start (worker interceptors set them)."""
 
 
 class _Runtime(ABC):
@@ -181,6 +188,11 @@ class _Runtime(ABC):
     @abstractmethod
     def workflow_info(self) -> Info:
         """The workflow's :class:`Info` (search attributes kept up to date)."""
+
+    def workflow_info_for_code(self) -> Info:
+        """What ``workflow.info()`` returns: :meth:`workflow_info`, through the worker
+        interceptors' ``info`` when there are any."""
+        return self.workflow_info()
 
     @abstractmethod
     def workflow_instance(self) -> Any:

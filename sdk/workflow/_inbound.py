@@ -20,6 +20,7 @@ from ..exceptions import ApplicationError
 from . import _history as h
 from ._handlers import _QueryDefinition, _SignalDefinition, _UpdateDefinition
 from ._info import UpdateInfo, _set_current_update_info
+from ._interception import HandleSignalInput, HandleUpdateInput
 from ._machines import UpdateState
 from ._state import _ContinueAsNew, _State
 
@@ -61,9 +62,15 @@ class _Inbound(_State):
         fn = defn.bind_fn(self._object)
         entry = (name, defn)
         self._running_signals.append(entry)
+        interception = self._interception
 
         async def run() -> None:
             try:
+                if interception is not None:
+                    headers = attributes.get("header") or {}
+                    signal = HandleSignalInput(signal=name, args=args, headers=headers)
+                    await interception.inbound.handle_signal(signal)
+                    return
                 result = fn(*args)
                 if inspect.isawaitable(result):
                     await result
@@ -95,7 +102,14 @@ class _Inbound(_State):
             self._reject_update(update_id, err)
             return
         info = UpdateInfo(id=update_id, name=name)
+        interception = self._interception
+        update = HandleUpdateInput(
+            id=update_id, update=name, args=args, headers=request.get("header") or {}
+        )
         validator = defn.bind_validator(self._object)
+        if interception is not None:
+            validator = interception.inbound.handle_update_validator
+            args = [update]  # the chain gets the input; its innermost link the arguments
         if validate and validator is not None:
             context = contextvars.copy_context()
             context.run(_set_current_update_info, info)
@@ -112,9 +126,12 @@ class _Inbound(_State):
 
         async def run() -> None:
             try:
-                result = fn(*args)
-                if inspect.isawaitable(result):
-                    result = await result
+                if interception is not None:
+                    result = await interception.inbound.handle_update_handler(update)
+                else:
+                    result = fn(*args)
+                    if inspect.isawaitable(result):
+                        result = await result
                 outcome: dict[str, Any] = {
                     "success": self._pc.to_payloads([result]),
                     "failure": None,
@@ -139,6 +156,26 @@ class _Inbound(_State):
         self._add_command(
             h.REJECT_UPDATE, {"update_id": update_id, "failure": failure}, expects_event=False
         )
+
+    # The innermost interceptor's handlers (see ``_interception``).
+
+    def _signal_fn(self, name: str) -> Callable[..., Any]:
+        defn = self._signals.get(name) or self._signals.get(None)
+        if defn is None:
+            raise LookupError(f"No handler for signal {name!r}")
+        return defn.bind_fn(self._object)
+
+    def _update_definition(self, name: str) -> _UpdateDefinition:
+        defn = self._updates.get(name) or self._updates.get(None)
+        if defn is None:
+            raise LookupError(f"No handler for update {name!r}")
+        return defn
+
+    def _update_validator(self, name: str) -> Callable[..., None] | None:
+        return self._update_definition(name).bind_validator(self._object)
+
+    def _update_fn(self, name: str) -> Callable[..., Any]:
+        return self._update_definition(name).bind_fn(self._object)
 
     # _Runtime: handlers.
 

@@ -67,6 +67,7 @@ from ._handlers import (
 from ._handles import ExternalWorkflowHandle
 from ._inbound import _Inbound
 from ._info import Info, ParentInfo
+from ._interception import ExecuteWorkflowInput, HandleQueryInput, Interception, answer_at_once
 from ._loop import DurableTimerHandle, _WorkflowEventLoop
 from ._machines import (
     ActivityState,
@@ -176,6 +177,7 @@ class WorkflowInstance(_Appliers, _Inbound, _Outbound, _Runtime):
         failure_exception_types: Sequence[type[BaseException]] = (),
         continue_as_new_suggested_events: int = 4096,
         metric_meter: MetricMeter | None = None,
+        interceptor_classes: Sequence[type] = (),
     ) -> None:
         if h.event_kind(started_event) != h.WORKFLOW_EXECUTION_STARTED:
             raise ValueError(
@@ -256,6 +258,12 @@ class WorkflowInstance(_Appliers, _Inbound, _Outbound, _Runtime):
         """Set by the worker when this instance ran a continuation the engine has not
         confirmed yet: the last event id it assumed."""
 
+        # Worker interceptors' ``WorkflowInboundInterceptor`` classes, chained around
+        # this instance; None without any (then nothing is in the way).
+        self._interception: Interception | None = (
+            Interception(self, interceptor_classes) if interceptor_classes else None
+        )
+
     # ------------------------------------------------------------------
     # The worker's API.
 
@@ -333,7 +341,14 @@ class WorkflowInstance(_Appliers, _Inbound, _Outbound, _Runtime):
         """Commands produced but not yet matched by history events (for the replayer)."""
         return [p.command for p in self._expected if p.expects_event]
 
-    def query(self, query_type: str, args: Sequence[Payload]) -> list[Payload]:
+    def query(
+        self,
+        query_type: str,
+        args: Sequence[Payload],
+        *,
+        query_id: str = "",
+        headers: Mapping[str, Payload] | None = None,
+    ) -> list[Payload]:
         """Answer a query from the current state.
 
         Raises:
@@ -342,6 +357,19 @@ class WorkflowInstance(_Appliers, _Inbound, _Outbound, _Runtime):
         """
         if query_type == "__stack_trace":
             return self._pc.to_payloads([self._stack_trace()])
+        defn = self._query_definition(query_type)
+        values = self._handler_args(defn, query_type, args)
+        with self._current(), self._read_only_block():
+            if self._interception is None:
+                result = defn.bind_fn(self._object)(*values)
+            else:
+                asked = HandleQueryInput(
+                    id=query_id, query=query_type, args=values, headers=headers or {}
+                )
+                result = answer_at_once(self._interception.inbound.handle_query(asked))
+        return self._pc.to_payloads([result])
+
+    def _query_definition(self, query_type: str) -> _QueryDefinition:
         defn = self._queries.get(query_type) or self._queries.get(None)
         if defn is None:
             known = sorted(k for k in self._queries if k is not None)
@@ -349,10 +377,11 @@ class WorkflowInstance(_Appliers, _Inbound, _Outbound, _Runtime):
                 f"Workflow did not register a handler for query {query_type!r}. "
                 f"Registered queries: {known}"
             )
-        values = self._handler_args(defn, query_type, args)
-        with self._current(), self._read_only_block():
-            result = defn.bind_fn(self._object)(*values)
-        return self._pc.to_payloads([result])
+        return defn
+
+    def _query_fn(self, query_type: str) -> Callable[..., Any]:
+        """The bound handler of ``query_type`` (for the innermost interceptor)."""
+        return self._query_definition(query_type).bind_fn(self._object)
 
     # ------------------------------------------------------------------
     # Processing history.
@@ -602,7 +631,16 @@ class WorkflowInstance(_Appliers, _Inbound, _Outbound, _Runtime):
     async def _run_main(self) -> None:
         try:
             args = self._workflow_args()
-            result = await self._definition.run_fn(self._object, *args)
+            if self._interception is None:
+                result = await self._definition.run_fn(self._object, *args)
+            else:
+                run = ExecuteWorkflowInput(
+                    type=self._definition.cls,
+                    run_fn=self._definition.run_fn,
+                    args=args,
+                    headers=self._start.get("header") or {},
+                )
+                result = await self._interception.inbound.execute_workflow(run)
             payloads = self._pc.to_payloads([result])
         except BaseException as err:
             self._finish_with_exception(err)
@@ -643,7 +681,7 @@ class WorkflowInstance(_Appliers, _Inbound, _Outbound, _Runtime):
             "task_timeout_ms": _ms(spec.task_timeout or info.task_timeout),
             "memo": memo,
             "search_attributes": search,
-            "header": {},
+            "header": dict(spec.headers),
             "retry_policy": retry.to_avro() if retry is not None else None,
             "backoff_start_interval_ms": _ms(spec.backoff_start_interval),
         }
@@ -791,7 +829,19 @@ class WorkflowInstance(_Appliers, _Inbound, _Outbound, _Runtime):
         """See :meth:`_Runtime.workflow_continue_as_new`."""
         if self._read_only:
             raise ReadOnlyContextError("continue_as_new is not allowed in a query or validator")
+        if self._interception is not None:
+            self._interception.outbound.continue_as_new(input)
+        self._continue_as_new_now(input)
+
+    def _continue_as_new_now(self, input: ContinueAsNewInput) -> NoReturn:
         raise _ContinueAsNew(input)
+
+    def workflow_info_for_code(self) -> Info:
+        """See :meth:`_Runtime.workflow_info_for_code`."""
+        if self._interception is None:
+            return self.workflow_info()
+        info: Info = self._interception.outbound.info()
+        return info
 
     async def workflow_sleep(self, duration: float, *, summary: str | None) -> None:
         """See :meth:`_Runtime.workflow_sleep`."""

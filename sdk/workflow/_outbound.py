@@ -4,15 +4,17 @@ cancellation."""
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from typing import Any
 
+from ..common._payload import Payload
 from ..exceptions import CancelledError, ChildWorkflowError
 from . import _history as h
 from . import _search
 from ._context import StartActivityInput, StartChildWorkflowInput
 from ._enums import ActivityCancellationType, ChildWorkflowCancellationType, ParentClosePolicy
 from ._handles import ActivityHandle, ChildWorkflowHandle
+from ._interception import SignalChildWorkflowInput, SignalExternalWorkflowInput
 from ._loop import DurableTimerHandle
 from ._machines import (
     ActivityState,
@@ -62,13 +64,46 @@ class _Outbound(_State):
         *,
         child_workflow_only: bool,
     ) -> None:
+        interception = self._interception
+        if interception is None:
+            await self._send_signal(
+                workflow_id, run_id, signal, args, {}, child=child_workflow_only
+            )
+        elif child_workflow_only:
+            await interception.outbound.signal_child_workflow(
+                SignalChildWorkflowInput(
+                    signal=signal, args=args, child_workflow_id=workflow_id, headers={}
+                )
+            )
+        else:
+            await interception.outbound.signal_external_workflow(
+                SignalExternalWorkflowInput(
+                    signal=signal,
+                    args=args,
+                    namespace=self._namespace,
+                    workflow_id=workflow_id,
+                    workflow_run_id=run_id,
+                    headers={},
+                )
+            )
+
+    async def _send_signal(
+        self,
+        workflow_id: str,
+        run_id: str | None,
+        signal: str,
+        args: Sequence[Any],
+        headers: Mapping[str, Payload],
+        *,
+        child: bool,
+    ) -> None:
         record: dict[str, Any] = {
             "workflow_id": workflow_id,
             "run_id": run_id,
             "signal_name": signal,
             "input": self._pc.to_payloads(args),
-            "header": {},
-            "child_workflow_only": child_workflow_only,
+            "header": dict(headers),
+            "child_workflow_only": child,
         }
         await self._external_request(h.SIGNAL_EXTERNAL_WORKFLOW_EXECUTION, record, workflow_id)
 
@@ -109,6 +144,12 @@ class _Outbound(_State):
 
     def workflow_start_activity(self, input: StartActivityInput) -> ActivityHandle[Any]:
         """See :meth:`_Runtime.workflow_start_activity`."""
+        if self._interception is not None:
+            handle: ActivityHandle[Any] = self._interception.outbound.start_activity(input)
+            return handle
+        return self._start_activity(input)
+
+    def _start_activity(self, input: StartActivityInput) -> ActivityHandle[Any]:
         seq = self._next_seq("activity")
         activity = ActivityState(input=input, activity_id=input.activity_id or str(seq))
         activity.result = self._loop.create_future()
@@ -117,7 +158,7 @@ class _Outbound(_State):
             "activity_type": input.activity,
             "task_queue": input.task_queue or self.workflow_info().task_queue,
             "input": self._pc.to_payloads(input.args),
-            "header": {},
+            "header": dict(input.headers),
             "schedule_to_close_timeout_ms": _ms(input.schedule_to_close_timeout),
             "schedule_to_start_timeout_ms": _ms(input.schedule_to_start_timeout),
             "start_to_close_timeout_ms": _ms(input.start_to_close_timeout),
@@ -168,6 +209,16 @@ class _Outbound(_State):
         self, input: StartChildWorkflowInput
     ) -> ChildWorkflowHandle[Any, Any]:
         """See :meth:`_Runtime.workflow_start_child_workflow`."""
+        if self._interception is not None:
+            handle: ChildWorkflowHandle[
+                Any, Any
+            ] = await self._interception.outbound.start_child_workflow(input)
+            return handle
+        return await self._start_child_workflow(input)
+
+    async def _start_child_workflow(
+        self, input: StartChildWorkflowInput
+    ) -> ChildWorkflowHandle[Any, Any]:
         child = ChildState(input=input)
         child.started = self._loop.create_future()
         child.result = self._loop.create_future()
@@ -189,7 +240,7 @@ class _Outbound(_State):
             "cron_schedule": input.cron_schedule or None,
             "memo": {k: self._pc.to_payload(v) for k, v in (input.memo or {}).items()},
             "search_attributes": _search.encode_typed(input.search_attributes, self._pc),
-            "header": {},
+            "header": dict(input.headers),
         }
 
         def recorded(event_id: int) -> None:

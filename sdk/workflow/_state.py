@@ -23,6 +23,7 @@ from ._definition import _Definition
 from ._exceptions import ReadOnlyContextError
 from ._handlers import _QueryDefinition, _SignalDefinition, _UpdateDefinition
 from ._info import Info
+from ._interception import Interception
 from ._loop import DurableTimerHandle, _WorkflowEventLoop
 from ._machines import ActivityState, ChildState, ExternalState, PendingCommand, UpdateState
 
@@ -68,6 +69,7 @@ class _State:
         "_history_length",
         "_info",
         "_inputs",
+        "_interception",
         "_live_scheduled_id",
         "_loop",
         "_main",
@@ -107,6 +109,7 @@ class _State:
     )
 
     _definition: _Definition
+    _interception: Interception | None
     _workflow_id: str
     _run_id: str
     _namespace: str

@@ -157,7 +157,26 @@ def test_a_rejected_completion_makes_the_instance_stale() -> None:
 
 
 def test_worker_package_exports_and_examples() -> None:
-    assert set(cadenza.worker.__all__) == {
+    interception = {
+        "ActivityInboundInterceptor",
+        "ActivityOutboundInterceptor",
+        "ContinueAsNewInput",
+        "ExecuteActivityInput",
+        "ExecuteWorkflowInput",
+        "HandleQueryInput",
+        "HandleSignalInput",
+        "HandleUpdateInput",
+        "Interceptor",
+        "SignalChildWorkflowInput",
+        "SignalExternalWorkflowInput",
+        "StartActivityInput",
+        "StartChildWorkflowInput",
+        "StartLocalActivityInput",
+        "WorkflowInboundInterceptor",
+        "WorkflowInterceptorClassInput",
+        "WorkflowOutboundInterceptor",
+    }
+    assert set(cadenza.worker.__all__) == interception | {
         "Replayer",
         "Worker",
         "WorkerClient",

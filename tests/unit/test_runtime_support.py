@@ -89,8 +89,10 @@ class FakeEngine:
         memo: Mapping[str, Any] | None = None,
         instance: bool = True,
         always_replay: bool = True,
+        interceptor_classes: Sequence[type] = (),
     ) -> None:
         self.definition = _Definition.must_from_class(workflow)
+        self.interceptor_classes = tuple(interceptor_classes)
         self.workflow_id = workflow_id
         self.run_id = run_id
         self.now_ms = T0_MS
@@ -127,6 +129,7 @@ class FakeEngine:
             started_event=self.events[0],
             payload_converter=PC,
             failure_converter=FC,
+            interceptor_classes=self.interceptor_classes,
         )
 
     # History.
@@ -296,9 +299,10 @@ class FakeEngine:
     def fire_timer(self, timer_id: str) -> None:
         self.add("TimerFired", {"timer_id": timer_id, "started_event_id": self.timers[timer_id]})
 
-    def signal(self, name: str, *args: Any) -> None:
+    def signal(self, name: str, *args: Any, header: Mapping[str, Any] | None = None) -> None:
         self.add(
-            "WorkflowExecutionSignaled", {"signal_name": name, "input": [payload(a) for a in args]}
+            "WorkflowExecutionSignaled",
+            {"signal_name": name, "input": [payload(a) for a in args], "header": header or {}},
         )
 
     def request_cancel(self) -> None:
