@@ -33,6 +33,18 @@ from ..worker import WorkflowHistory
 from ._client import DEFAULT_RPC_TIMEOUT, Client
 from ._describe import WorkflowExecutionDescription
 from ._handle import WorkflowHandle
+from ._interceptor import (
+    CancelWorkflowInput,
+    CountWorkflowsInput,
+    DescribeWorkflowInput,
+    Interceptor,
+    OutboundInterceptor,
+    QueryWorkflowInput,
+    SignalWorkflowInput,
+    StartWorkflowInput,
+    StartWorkflowUpdateInput,
+    TerminateWorkflowInput,
+)
 from ._list import (
     WorkflowExecution,
     WorkflowExecutionAsyncIterator,
@@ -44,9 +56,19 @@ from ._update import WorkflowUpdateHandle, WorkflowUpdateStage
 __all__ = [
     "DEFAULT_RPC_TIMEOUT",
     "CadenzaServiceError",
+    "CancelWorkflowInput",
     "Client",
+    "CountWorkflowsInput",
     "DeliveryError",
+    "DescribeWorkflowInput",
+    "Interceptor",
+    "OutboundInterceptor",
+    "QueryWorkflowInput",
     "RPCTimeoutOrCancelledError",
+    "SignalWorkflowInput",
+    "StartWorkflowInput",
+    "StartWorkflowUpdateInput",
+    "TerminateWorkflowInput",
     "TransportError",
     "WorkflowAlreadyStartedError",
     "WorkflowContinuedAsNewError",

@@ -20,6 +20,13 @@ from ..topics import validate_task_queue
 from ..workflow._definition import _Definition
 from ..workflow._handlers import _SignalDefinition
 from ._handle import WorkflowHandle
+from ._interceptor import (
+    CountWorkflowsInput,
+    Interceptor,
+    OutboundInterceptor,
+    StartWorkflowInput,
+    outbound_chain,
+)
 from ._list import WorkflowExecutionAsyncIterator, WorkflowExecutionCount
 from ._wire import expect, new_id, start_workflow_body
 
@@ -54,6 +61,7 @@ class Client:
         rpc_timeout: timedelta = DEFAULT_RPC_TIMEOUT,
         owns_transport: bool = True,
         runtime: Runtime | None = None,
+        interceptors: Sequence[Interceptor] = (),
     ) -> None:
         """Create a client over a connected transport (prefer :meth:`connect`).
 
@@ -66,6 +74,9 @@ class Client:
             owns_transport: Whether :meth:`close` closes the transport.
             runtime: Where workers built on this client send their metrics
                 (default: :meth:`Runtime.default`, as it is now).
+            interceptors: Client interceptors, outermost first (see
+                :class:`Interceptor`); those that are also worker interceptors
+                are used by the workers built on this client too.
         """
         if rpc_timeout <= timedelta(0):
             raise ValueError(f"rpc_timeout must be positive, not {rpc_timeout}")
@@ -74,6 +85,11 @@ class Client:
         self._data_converter = data_converter
         self._rpc_timeout = rpc_timeout
         self._owns_transport = owns_transport
+        self._interceptors = list(interceptors)
+        self._outbound: OutboundInterceptor | None = (
+            outbound_chain(self, self._interceptors) if self._interceptors else None
+        )
+        """The interceptors' chain; None without any (the calls go straight through)."""
 
     @classmethod
     async def connect(
@@ -87,6 +103,7 @@ class Client:
         rpc_timeout: timedelta = DEFAULT_RPC_TIMEOUT,
         connect_timeout: timedelta = timedelta(seconds=10),
         runtime: Runtime | None = None,
+        interceptors: Sequence[Interceptor] = (),
     ) -> Client:
         """Connect to Kafka and the namespace's topics.
 
@@ -106,6 +123,9 @@ class Client:
             runtime: Where workers built on this client send their metrics
                 (default: :meth:`Runtime.default`, as it is now: no metrics
                 unless set with :meth:`Runtime.set_default`).
+            interceptors: Client interceptors, outermost first (see
+                :class:`Interceptor`); those that are also worker interceptors
+                are used by the workers built on this client too.
 
         Raises:
             TransportError: Kafka cannot be reached, or the namespace's topics do
@@ -125,10 +145,19 @@ class Client:
             settings, identity=identity, timeout=connect_timeout.total_seconds()
         )
         return cls(
-            transport, data_converter=data_converter, rpc_timeout=rpc_timeout, runtime=runtime
+            transport,
+            data_converter=data_converter,
+            rpc_timeout=rpc_timeout,
+            runtime=runtime,
+            interceptors=interceptors,
         )
 
     # -- properties --------------------------------------------------------------------
+
+    @property
+    def interceptors(self) -> Sequence[Interceptor]:
+        """The client's interceptors."""
+        return tuple(self._interceptors)
 
     @property
     def transport(self) -> Transport:
@@ -361,18 +390,14 @@ class Client:
         """:meth:`start_workflow`; with ``result_reply_to`` the start also asks the
         engine to send the run's result there (``StartWorkflow.result_reply_to``)."""
         workflow_type, hinted = _Definition.get_name_and_result_type(workflow)
-        if not id:
-            raise ValueError("Workflow id cannot be empty")
-        validate_task_queue(task_queue)
         signal_name = None
         if start_signal is not None:
             signal_name = _SignalDefinition.must_name_from_fn_or_str(start_signal)
-        body = await start_workflow_body(
-            self._data_converter,
-            workflow_type=workflow_type,
+        start = StartWorkflowInput(
+            workflow=workflow_type,
             args=_arg_or_args(arg, args),
+            id=id,
             task_queue=task_queue,
-            request_id=new_id(),
             execution_timeout=execution_timeout,
             run_timeout=run_timeout,
             task_timeout=task_timeout,
@@ -383,13 +408,51 @@ class Client:
             memo=memo,
             search_attributes=search_attributes,
             start_delay=start_delay,
+            headers={},
             start_signal=signal_name,
             start_signal_args=start_signal_args,
+            ret_type=result_type or hinted,
+            rpc_timeout=rpc_timeout,
+            request_eager_start=request_eager_start,
+            result_reply_to=result_reply_to,
         )
-        if result_reply_to is not None:
-            body = (body[0], {**body[1], "result_reply_to": result_reply_to})
+        if self._outbound is None:
+            return await self._start_workflow_now(start)
+        return await self._outbound.start_workflow(start)
+
+    async def _start_workflow_now(self, start: StartWorkflowInput) -> WorkflowHandle[Any, Any]:
+        """The start itself (the interceptors' innermost link)."""
+        if not start.id:
+            raise ValueError("Workflow id cannot be empty")
+        validate_task_queue(start.task_queue)
+        id, task_queue, rpc_timeout = start.id, start.task_queue, start.rpc_timeout
+        workflow_type, signal_name = start.workflow, start.start_signal
+        body = await start_workflow_body(
+            self._data_converter,
+            workflow_type=workflow_type,
+            args=start.args,
+            task_queue=task_queue,
+            request_id=new_id(),
+            execution_timeout=start.execution_timeout,
+            run_timeout=start.run_timeout,
+            task_timeout=start.task_timeout,
+            id_reuse_policy=start.id_reuse_policy,
+            id_conflict_policy=start.id_conflict_policy,
+            retry_policy=start.retry_policy,
+            cron_schedule=start.cron_schedule,
+            memo=start.memo,
+            search_attributes=start.search_attributes,
+            start_delay=start.start_delay,
+            start_signal=signal_name,
+            start_signal_args=start.start_signal_args,
+            header=start.headers,
+        )
+        if start.result_reply_to is not None:
+            body = (body[0], {**body[1], "result_reply_to": start.result_reply_to})
         # Eager start: only with a worker of the queue in this process and a slot on it.
-        eager = self._transport.eager_starts.reserve(task_queue) if request_eager_start else None
+        eager = (
+            self._transport.eager_starts.reserve(task_queue) if start.request_eager_start else None
+        )
         if eager is not None:
             body = (body[0], {**body[1], "request_eager_execution": True})
         try:
@@ -414,7 +477,7 @@ class Client:
             result_run_id=run_id,
             # A signal-with-start may have reached a run that was already going.
             first_execution_run_id=None if signal_name is not None else run_id,
-            result_type=result_type or hinted,
+            result_type=start.ret_type,
         )
 
     @overload
@@ -650,7 +713,14 @@ class Client:
             RPCTimeoutOrCancelledError: No answer in time: the visibility processor is
                 not running.
         """
-        timeout = (rpc_timeout or self._rpc_timeout).total_seconds()
-        body = ("cadenza.visibility.CountWorkflowsRequest", {"query": query or ""})
+        counting = CountWorkflowsInput(query=query, rpc_timeout=rpc_timeout)
+        if self._outbound is None:
+            return await self._count_workflows_now(counting)
+        return await self._outbound.count_workflows(counting)
+
+    async def _count_workflows_now(self, counting: CountWorkflowsInput) -> WorkflowExecutionCount:
+        """The count itself (the interceptors' innermost link)."""
+        timeout = (counting.rpc_timeout or self._rpc_timeout).total_seconds()
+        body = ("cadenza.visibility.CountWorkflowsRequest", {"query": counting.query or ""})
         reply = await self._transport.send_visibility_request(body, timeout=timeout)
         return WorkflowExecutionCount(count=int(expect(reply, "CountWorkflowsResult")["count"]))

@@ -16,6 +16,14 @@ from ..worker import WorkflowHistory
 from ..workflow._handlers import _QueryDefinition, _SignalDefinition, _UpdateDefinition
 from ._describe import WorkflowExecutionDescription
 from ._history import scan_history
+from ._interceptor import (
+    CancelWorkflowInput,
+    DescribeWorkflowInput,
+    QueryWorkflowInput,
+    SignalWorkflowInput,
+    StartWorkflowUpdateInput,
+    TerminateWorkflowInput,
+)
 from ._update import WorkflowUpdateHandle, WorkflowUpdateStage, update_body
 from ._wire import COMMAND, FollowRun, decode_values, expect, new_id, workflow_result
 
@@ -176,19 +184,33 @@ class WorkflowHandle(Generic[SelfType, ReturnType]):
             RPCTimeoutOrCancelledError: No answer in time (the signal may still
                 be delivered: Kafka has it).
         """
-        name = _SignalDefinition.must_name_from_fn_or_str(signal)
+        signalling = SignalWorkflowInput(
+            id=self._id,
+            run_id=self._run_id,
+            signal=_SignalDefinition.must_name_from_fn_or_str(signal),
+            args=_arg_or_args(arg, args),
+            headers={},
+            rpc_timeout=rpc_timeout,
+        )
+        outbound = self._client._outbound
+        if outbound is None:
+            await self._signal_now(signalling)
+        else:
+            await outbound.signal_workflow(signalling)
+
+    async def _signal_now(self, signalling: SignalWorkflowInput) -> None:
         body: dict[str, Any] = {
-            "signal_name": name,
-            "input": await self._client.data_converter.encode(list(_arg_or_args(arg, args))),
+            "signal_name": signalling.signal,
+            "input": await self._client.data_converter.encode(list(signalling.args)),
             "signal_id": new_id(),
-            "header": {},
+            "header": dict(signalling.headers),
             "external": None,
         }
         reply = await self._client._request(
-            self._id,
+            signalling.id,
             (COMMAND + "SignalWorkflow", body),
-            run_id=self._run_id,
-            timeout=self._timeout(rpc_timeout),
+            run_id=signalling.run_id,
+            timeout=self._timeout(signalling.rpc_timeout),
         )
         expect(reply, "CommandAccepted")
 
@@ -258,17 +280,33 @@ class WorkflowHandle(Generic[SelfType, ReturnType]):
             CadenzaServiceError: The engine rejected the query (e.g. NOT_FOUND).
         """
         name, hinted = _QueryDefinition.get_name_and_result_type(query)
+        asking = QueryWorkflowInput(
+            id=self._id,
+            run_id=self._run_id,
+            query=name,
+            args=_arg_or_args(arg, args),
+            reject_condition=reject_condition,
+            headers={},
+            ret_type=result_type or hinted,
+            rpc_timeout=rpc_timeout,
+        )
+        outbound = self._client._outbound
+        if outbound is None:
+            return await self._query_now(asking)
+        return await outbound.query_workflow(asking)
+
+    async def _query_now(self, asking: QueryWorkflowInput) -> Any:
         converter = self._client.data_converter
         body = {
             "query_id": new_id(),
-            "query_type": name,
-            "args": await converter.encode(list(_arg_or_args(arg, args))),
-            "header": {},
+            "query_type": asking.query,
+            "args": await converter.encode(list(asking.args)),
+            "header": dict(asking.headers),
         }
-        timeout = self._timeout(rpc_timeout)
+        timeout = self._timeout(asking.rpc_timeout)
         try:
             reply = await self._client._request(
-                self._id, (COMMAND + "QueryWorkflow", body), run_id=self._run_id, timeout=timeout
+                asking.id, (COMMAND + "QueryWorkflow", body), run_id=asking.run_id, timeout=timeout
             )
         except RPCTimeoutOrCancelledError as exc:
             raise RPCTimeoutOrCancelledError(
@@ -279,7 +317,7 @@ class WorkflowHandle(Generic[SelfType, ReturnType]):
         failure = record.get("failure")
         if failure is not None:
             raise WorkflowQueryFailedError(str(failure.get("message", "")))
-        return await decode_values(converter, record["result"], result_type or hinted)
+        return await decode_values(converter, record["result"], asking.ret_type)
 
     # -- updates -----------------------------------------------------------------------
 
@@ -418,19 +456,41 @@ class WorkflowHandle(Generic[SelfType, ReturnType]):
         if wait_for_stage is WorkflowUpdateStage.ADMITTED:
             raise ValueError("ADMITTED wait stage not supported")
         name, hinted = _UpdateDefinition.get_name_and_result_type(update)
-        update_id = id or new_id()
-        payloads = await self._client.data_converter.encode(list(_arg_or_args(arg, args)))
+        updating = StartWorkflowUpdateInput(
+            id=self._id,
+            run_id=self._run_id,
+            first_execution_run_id=self._first_execution_run_id,
+            update_id=id,
+            update=name,
+            args=_arg_or_args(arg, args),
+            wait_for_stage=WorkflowUpdateStage(wait_for_stage),
+            headers={},
+            ret_type=result_type or hinted,
+            rpc_timeout=rpc_timeout,
+        )
+        outbound = self._client._outbound
+        if outbound is None:
+            return await self._start_update_now(updating)
+        return await outbound.start_workflow_update(updating)
+
+    async def _start_update_now(
+        self, updating: StartWorkflowUpdateInput
+    ) -> WorkflowUpdateHandle[Any]:
+        update_id = updating.update_id or new_id()
+        payloads = await self._client.data_converter.encode(list(updating.args))
         body = update_body(
             update_id=update_id,
-            name=name,
+            name=updating.update,
             args=payloads,
             identity=self._client.identity,
-            wait_stage=WorkflowUpdateStage(wait_for_stage),
+            wait_stage=updating.wait_for_stage,
+            header=updating.headers,
         )
+        rpc_timeout = updating.rpc_timeout
         reply = await self._client._request(
-            self._id,
+            updating.id,
             body,
-            run_id=self._run_id,
+            run_id=updating.run_id,
             timeout=None if rpc_timeout is None else rpc_timeout.total_seconds(),
         )
         record = expect(reply, "UpdateResult")
@@ -438,10 +498,10 @@ class WorkflowHandle(Generic[SelfType, ReturnType]):
         return WorkflowUpdateHandle(
             self._client,
             update_id,
-            self._id,
-            workflow_run_id=reply.get("run_id") or self._run_id,
-            result_type=result_type or hinted,
-            name=name,
+            updating.id,
+            workflow_run_id=reply.get("run_id") or updating.run_id,
+            result_type=updating.ret_type,
+            name=updating.update,
             args=payloads,
             known_outcome=record.get("outcome"),
         )
@@ -458,12 +518,25 @@ class WorkflowHandle(Generic[SelfType, ReturnType]):
             CadenzaServiceError: The engine rejected it (NOT_FOUND, ALREADY_CLOSED).
             RPCTimeoutOrCancelledError: No answer in time.
         """
+        cancelling = CancelWorkflowInput(
+            id=self._id,
+            run_id=self._run_id,
+            first_execution_run_id=self._first_execution_run_id,
+            rpc_timeout=rpc_timeout,
+        )
+        outbound = self._client._outbound
+        if outbound is None:
+            await self._cancel_now(cancelling)
+        else:
+            await outbound.cancel_workflow(cancelling)
+
+    async def _cancel_now(self, cancelling: CancelWorkflowInput) -> None:
         body = {"reason": "", "request_id": new_id(), "external": None}
         reply = await self._client._request(
-            self._id,
+            cancelling.id,
             (COMMAND + "RequestCancelWorkflow", body),
-            run_id=self._run_id,
-            timeout=self._timeout(rpc_timeout),
+            run_id=cancelling.run_id,
+            timeout=self._timeout(cancelling.rpc_timeout),
         )
         expect(reply, "CommandAccepted")
 
@@ -481,15 +554,30 @@ class WorkflowHandle(Generic[SelfType, ReturnType]):
             CadenzaServiceError: The engine rejected it (NOT_FOUND, ALREADY_CLOSED).
             RPCTimeoutOrCancelledError: No answer in time.
         """
+        terminating = TerminateWorkflowInput(
+            id=self._id,
+            run_id=self._run_id,
+            first_execution_run_id=self._first_execution_run_id,
+            args=args,
+            reason=reason,
+            rpc_timeout=rpc_timeout,
+        )
+        outbound = self._client._outbound
+        if outbound is None:
+            await self._terminate_now(terminating)
+        else:
+            await outbound.terminate_workflow(terminating)
+
+    async def _terminate_now(self, terminating: TerminateWorkflowInput) -> None:
         body = {
-            "reason": reason or "",
-            "details": await self._client.data_converter.encode(list(args)),
+            "reason": terminating.reason or "",
+            "details": await self._client.data_converter.encode(list(terminating.args)),
         }
         reply = await self._client._request(
-            self._id,
+            terminating.id,
             (COMMAND + "TerminateWorkflow", body),
-            run_id=self._run_id,
-            timeout=self._timeout(rpc_timeout),
+            run_id=terminating.run_id,
+            timeout=self._timeout(terminating.rpc_timeout),
         )
         expect(reply, "CommandAccepted")
 
@@ -502,16 +590,30 @@ class WorkflowHandle(Generic[SelfType, ReturnType]):
             CadenzaServiceError: NOT_FOUND when there is no such workflow.
             RPCTimeoutOrCancelledError: No answer in time.
         """
+        describing = DescribeWorkflowInput(
+            id=self._id, run_id=self._run_id, rpc_timeout=rpc_timeout
+        )
+        outbound = self._client._outbound
+        if outbound is None:
+            return await self._describe_now(describing)
+        return await outbound.describe_workflow(describing)
+
+    async def _describe_now(
+        self, describing: DescribeWorkflowInput
+    ) -> WorkflowExecutionDescription:
         reply = await self._client._request(
-            self._id,
+            describing.id,
             (COMMAND + "DescribeWorkflow", {"include_pending": True}),
-            run_id=self._run_id,
-            timeout=self._timeout(rpc_timeout),
+            run_id=describing.run_id,
+            timeout=self._timeout(describing.rpc_timeout),
         )
         record = expect(reply, "WorkflowDescription")
         assert reply is not None
         return WorkflowExecutionDescription.from_reply(
-            self._id, reply.get("run_id") or self._run_id, record, self._client.data_converter
+            describing.id,
+            reply.get("run_id") or describing.run_id,
+            record,
+            self._client.data_converter,
         )
 
     # -- history -----------------------------------------------------------------------

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from datetime import timedelta
 from enum import IntEnum
 from typing import TYPE_CHECKING, Any, Generic
@@ -34,6 +34,7 @@ def update_body(
     args: Sequence[Payload],
     identity: str,
     wait_stage: WorkflowUpdateStage,
+    header: Mapping[str, Payload] | None = None,
 ) -> tuple[str, dict[str, Any]]:
     """The ``UpdateWorkflow`` body."""
     return (
@@ -43,7 +44,7 @@ def update_body(
                 "update_id": update_id,
                 "name": name,
                 "args": list(args),
-                "header": {},
+                "header": dict(header or {}),
                 "identity": identity,
             },
             "wait_stage": wait_stage.name,

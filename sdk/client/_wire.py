@@ -100,6 +100,7 @@ async def start_workflow_body(
     start_signal: str | None = None,
     start_signal_args: Sequence[Any] = (),
     signal_id: str | None = None,
+    header: Mapping[str, Any] | None = None,
 ) -> Body:
     """The ``StartWorkflow`` body for a ``Client.start_workflow`` call."""
     signal = None
@@ -126,7 +127,7 @@ async def start_workflow_body(
         "cron_schedule": cron_schedule or None,
         "memo": await encode_memo(converter, memo),
         "search_attributes": encode_search_attributes(converter, search_attributes),
-        "header": {},
+        "header": dict(header or {}),
         "start_delay_ms": to_ms(start_delay, "start_delay"),
         "signal": signal,
         "parent": None,

@@ -192,7 +192,11 @@ class Worker:
         validate_task_queue(task_queue)
         if not activities and not workflows:
             raise ValueError("At least one activity or workflow must be specified")
-        self._interceptors = list(interceptors)
+        # As in temporalio, the client's interceptors that are also worker interceptors
+        # come first (a tracing interceptor given to the client covers its workers).
+        given = getattr(client, "interceptors", ())
+        from_client = [i for i in given if isinstance(i, Interceptor)]
+        self._interceptors = from_client + list(interceptors)
         self._workflow_interceptor_classes = workflow_interceptor_classes(self._interceptors)
         if max_task_queue_activities_per_second is not None:
             raise NotImplementedError(

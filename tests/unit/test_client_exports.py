@@ -6,6 +6,16 @@ import cadenza.client
 import cadenza.exceptions
 
 EXPECTED = {
+    "CancelWorkflowInput",
+    "CountWorkflowsInput",
+    "DescribeWorkflowInput",
+    "Interceptor",
+    "OutboundInterceptor",
+    "QueryWorkflowInput",
+    "SignalWorkflowInput",
+    "StartWorkflowInput",
+    "StartWorkflowUpdateInput",
+    "TerminateWorkflowInput",
     "DEFAULT_RPC_TIMEOUT",
     "CadenzaServiceError",
     "Client",
