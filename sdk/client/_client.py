@@ -23,6 +23,7 @@ from ._handle import WorkflowHandle
 from ._interceptor import (
     CountWorkflowsInput,
     Interceptor,
+    ListWorkflowsInput,
     OutboundInterceptor,
     StartWorkflowInput,
     outbound_chain,
@@ -682,8 +683,21 @@ class Client:
             RPCTimeoutOrCancelledError: (while iterating) no answer in time: the
                 visibility processor is not running.
         """
-        timeout = (rpc_timeout or self._rpc_timeout).total_seconds()
-        text = query or ""
+        listing = ListWorkflowsInput(
+            query=query,
+            page_size=page_size,
+            next_page_token=next_page_token,
+            rpc_timeout=rpc_timeout,
+            limit=limit,
+        )
+        if self._outbound is None:
+            return self._list_workflows_now(listing)
+        return self._outbound.list_workflows(listing)
+
+    def _list_workflows_now(self, listing: ListWorkflowsInput) -> WorkflowExecutionAsyncIterator:
+        """The listing itself (the interceptors' innermost link)."""
+        timeout = (listing.rpc_timeout or self._rpc_timeout).total_seconds()
+        text = listing.query or ""
 
         async def fetch(size: int, token: bytes) -> tuple[list[dict[str, Any]], bytes]:
             body = (
@@ -697,9 +711,9 @@ class Client:
         return WorkflowExecutionAsyncIterator(
             fetch,
             self._data_converter,
-            page_size=page_size,
-            next_page_token=next_page_token,
-            limit=limit,
+            page_size=listing.page_size,
+            next_page_token=listing.next_page_token,
+            limit=listing.limit,
         )
 
     async def count_workflows(

@@ -19,6 +19,7 @@ from ._history import scan_history
 from ._interceptor import (
     CancelWorkflowInput,
     DescribeWorkflowInput,
+    FetchWorkflowHistoryEventsInput,
     QueryWorkflowInput,
     SignalWorkflowInput,
     StartWorkflowUpdateInput,
@@ -635,15 +636,7 @@ class WorkflowHandle(Generic[SelfType, ReturnType]):
         Raises:
             TransportError: The partition cannot be read in time.
         """
-        transport = self._client.transport
-        events = await asyncio.to_thread(
-            scan_history,
-            self._client.settings,
-            self._id,
-            self._run_id,
-            partitions=transport.partitions_of(history_topic(self._client.settings)),
-            timeout=None if rpc_timeout is None else rpc_timeout.total_seconds(),
-        )
+        events = [event async for event in self.fetch_history_events(rpc_timeout=rpc_timeout)]
         return WorkflowHistory(self._id, events)
 
     def fetch_history_events(
@@ -657,9 +650,26 @@ class WorkflowHandle(Generic[SelfType, ReturnType]):
                 print(event["event_id"], event["attributes"][0])
         """
 
-        async def events() -> AsyncIterator[Mapping[str, Any]]:
-            history = await self.fetch_history(rpc_timeout=rpc_timeout)
-            for event in history.events:
-                yield event
+        reading = FetchWorkflowHistoryEventsInput(
+            id=self._id, run_id=self._run_id, rpc_timeout=rpc_timeout
+        )
+        outbound = self._client._outbound
+        if outbound is None:
+            return self._history_events_now(reading)
+        return outbound.fetch_workflow_history_events(reading)
 
-        return events()
+    async def _history_events_now(
+        self, reading: FetchWorkflowHistoryEventsInput
+    ) -> AsyncIterator[Mapping[str, Any]]:
+        transport = self._client.transport
+        rpc_timeout = reading.rpc_timeout
+        events = await asyncio.to_thread(
+            scan_history,
+            self._client.settings,
+            reading.id,
+            reading.run_id,
+            partitions=transport.partitions_of(history_topic(self._client.settings)),
+            timeout=None if rpc_timeout is None else rpc_timeout.total_seconds(),
+        )
+        for event in events:
+            yield event

@@ -9,13 +9,13 @@ interceptor that is also a ``cadenza.worker.Interceptor`` is used by every
 worker built on the client too, ahead of the worker's own, as in temporalio.
 
 Intercepted: starting (and executing) workflows, signals, queries, updates,
-cancellation, termination, describe and count. Not yet: list, history reads
-and async activity completion.
+cancellation, termination, describe, list, count and history reads. Not yet:
+async activity completion (``get_async_activity_handle``).
 """
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import AsyncIterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import timedelta
 from typing import TYPE_CHECKING, Any
@@ -28,14 +28,16 @@ if TYPE_CHECKING:
     from ._client import Client
     from ._describe import WorkflowExecutionDescription
     from ._handle import WorkflowHandle
-    from ._list import WorkflowExecutionCount
+    from ._list import WorkflowExecutionAsyncIterator, WorkflowExecutionCount
     from ._update import WorkflowUpdateHandle, WorkflowUpdateStage
 
 __all__ = [
     "CancelWorkflowInput",
     "CountWorkflowsInput",
     "DescribeWorkflowInput",
+    "FetchWorkflowHistoryEventsInput",
     "Interceptor",
+    "ListWorkflowsInput",
     "OutboundInterceptor",
     "QueryWorkflowInput",
     "SignalWorkflowInput",
@@ -155,6 +157,26 @@ class DescribeWorkflowInput:
 
 
 @dataclass
+class ListWorkflowsInput:
+    """Input of :meth:`OutboundInterceptor.list_workflows`."""
+
+    query: str | None
+    page_size: int
+    next_page_token: bytes | None
+    rpc_timeout: timedelta | None
+    limit: int | None
+
+
+@dataclass
+class FetchWorkflowHistoryEventsInput:
+    """Input of :meth:`OutboundInterceptor.fetch_workflow_history_events`."""
+
+    id: str
+    run_id: str | None
+    rpc_timeout: timedelta | None
+
+
+@dataclass
 class CountWorkflowsInput:
     """Input of :meth:`OutboundInterceptor.count_workflows`."""
 
@@ -202,6 +224,16 @@ class OutboundInterceptor:
         """Called for every ``Client.count_workflows``."""
         return await self.next.count_workflows(input)
 
+    def list_workflows(self, input: ListWorkflowsInput) -> WorkflowExecutionAsyncIterator:
+        """Called for every ``Client.list_workflows``."""
+        return self.next.list_workflows(input)
+
+    def fetch_workflow_history_events(
+        self, input: FetchWorkflowHistoryEventsInput
+    ) -> AsyncIterator[Mapping[str, Any]]:
+        """Called for every ``WorkflowHandle.fetch_history`` and ``fetch_history_events``."""
+        return self.next.fetch_workflow_history_events(input)
+
 
 class _Innermost(OutboundInterceptor):
     """The end of the chain: the client's own calls."""
@@ -234,6 +266,14 @@ class _Innermost(OutboundInterceptor):
 
     async def count_workflows(self, input: CountWorkflowsInput) -> WorkflowExecutionCount:
         return await self._client._count_workflows_now(input)
+
+    def list_workflows(self, input: ListWorkflowsInput) -> WorkflowExecutionAsyncIterator:
+        return self._client._list_workflows_now(input)
+
+    def fetch_workflow_history_events(
+        self, input: FetchWorkflowHistoryEventsInput
+    ) -> AsyncIterator[Mapping[str, Any]]:
+        return self._handle(input.id, input.run_id)._history_events_now(input)
 
     def _handle(self, workflow_id: str, run_id: str | None) -> WorkflowHandle[Any, Any]:
         return self._client.get_workflow_handle(workflow_id, run_id=run_id)

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import concurrent.futures
 from collections import defaultdict
+from collections.abc import AsyncIterator, Mapping
 from datetime import timedelta
 from pathlib import Path
 from typing import Any
@@ -200,6 +201,12 @@ class _ClientOutbound(client_interceptors.OutboundInterceptor):
         CALLED.append(f"terminate {input.reason}")
         await self.next.terminate_workflow(input)
 
+    def fetch_workflow_history_events(
+        self, input: client_interceptors.FetchWorkflowHistoryEventsInput
+    ) -> AsyncIterator[Mapping[str, Any]]:
+        CALLED.append(f"history {input.id}")
+        return self.next.fetch_workflow_history_events(input)
+
 
 class _StartTraced(WorkflowInboundInterceptor):
     """Carries the start's trace header on to the workflow's activities."""
@@ -271,6 +278,8 @@ def test_a_client_interceptor_that_is_also_a_worker_interceptor_traces_end_to_en
                         Greeter.run, "eve", id="client-terminated", task_queue=QUEUE
                     )
                     await other.terminate(reason="done with it")
+                    history = await handle.fetch_history()
+                    assert event_name(history.events[-1]) == "WorkflowExecutionCompleted"
         finally:
             await client.close()
         return result
@@ -283,7 +292,11 @@ def test_a_client_interceptor_that_is_also_a_worker_interceptor_traces_end_to_en
         "signal finish",
         "describe",
     ], CALLED
-    assert CALLED[-2:] == ["start Greeter client-terminated", "terminate done with it"], CALLED
+    assert CALLED[-3:] == [
+        "start Greeter client-terminated",
+        "terminate done with it",
+        "history client-traced",
+    ], CALLED
     seen = SEEN["client-traced"]
     assert "execute greet async trace=client/client-traced" in seen, seen
     assert "execute shout sync trace=client/client-traced" in seen, seen

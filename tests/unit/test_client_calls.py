@@ -20,6 +20,10 @@ from cadenza._transport import Transport
 from cadenza.client import (
     CadenzaServiceError,
     Client,
+    CountWorkflowsInput,
+    Interceptor,
+    ListWorkflowsInput,
+    OutboundInterceptor,
     WorkflowAlreadyStartedError,
     WorkflowExecutionStatus,
     WorkflowFailureError,
@@ -694,6 +698,43 @@ def test_count_workflows_and_an_invalid_query() -> None:
     )
     with pytest.raises(CadenzaServiceError, match="INVALID_ARGUMENT: no"):
         run(client.count_workflows("bad"))
+
+
+class _Narrowing(OutboundInterceptor):
+    """Rewrites list and count queries (an interceptor may change the input)."""
+
+    def list_workflows(self, input: ListWorkflowsInput) -> Any:
+        input.query = f"({input.query}) AND TaskQueue = 'mine'"
+        return self.next.list_workflows(input)
+
+    async def count_workflows(self, input: CountWorkflowsInput) -> Any:
+        input.query = "TaskQueue = 'mine'"
+        return await self.next.count_workflows(input)
+
+
+class _Narrow(Interceptor):
+    def intercept_client(self, next: OutboundInterceptor) -> OutboundInterceptor:
+        return _Narrowing(next)
+
+
+def test_list_and_count_go_through_the_client_interceptors() -> None:
+    def answer(sent: Sent) -> Body:
+        if sent.name == "CountWorkflowsRequest":
+            return reply("CountWorkflowsResult", {"count": 2})
+        return reply("ListWorkflowsResult", {"executions": [_info(0)], "next_page_token": b""})
+
+    transport = ScriptedTransport(answer)
+    client = Client(cast(Transport, transport), interceptors=[_Narrow()])
+
+    async def collect() -> list[str]:
+        return [e.id async for e in client.list_workflows("WorkflowType = 'X'")]
+
+    assert run(collect()) == ["wf-0"]
+    assert run(client.count_workflows()).count == 2
+    queries = [s.record["query"] for s in transport.sent]
+    assert queries == ["(WorkflowType = 'X') AND TaskQueue = 'mine'", "TaskQueue = 'mine'"]
+    with pytest.raises(TypeError, match="cadenza.client.Interceptor instances"):
+        Client(cast(Transport, transport), interceptors=[object()])  # type: ignore[list-item]
 
 
 def test_client_properties() -> None:
