@@ -35,21 +35,30 @@ def _pending_attempt(
     if state is None:
         return None
     activity = _attempt_activity(state["activities"], body)
-    if activity is None or activity["attempt"] != body["attempt"] or not activity["dispatched"]:
+    if activity is None or not activity["dispatched"]:
+        return None
+    if body["attempt"] not in (0, activity["attempt"]):
         return None
     return state, activity
 
 
 def _attempt_activity(activities: dict[str, Any], body: dict[str, Any]) -> dict[str, Any] | None:
     """The activity an outcome, start or heartbeat names: by scheduled event id, or (id 0)
-    an eagerly started attempt by activity id. A named activity id must match."""
+    an eagerly started attempt by activity id, or (id 0 and attempt 0: a client's
+    ``get_async_activity_handle`` by ids) the current attempt of that activity id. A
+    named activity id must match."""
     activity_id = body.get("activity_id", "")
     if body["scheduled_event_id"] == 0:
         if not activity_id:
             return None
+        any_attempt = body["attempt"] == 0
         # Activity ids are unique among a run's open activities.
         found: dict[str, Any] | None = next(
-            (a for a in activities.values() if a["eager"] and a["activity_id"] == activity_id),
+            (
+                a
+                for a in activities.values()
+                if (any_attempt or a["eager"]) and a["activity_id"] == activity_id
+            ),
             None,
         )
         return found
@@ -59,11 +68,31 @@ def _attempt_activity(activities: dict[str, Any], body: dict[str, Any]) -> dict[
     return activity
 
 
+def _not_pending(ctx: Context, command: dict[str, Any], body: dict[str, Any]) -> None:
+    """An outcome for an attempt that is not pending is ignored (a stale worker's); a
+    sender that asked for a reply (an async completion through the client) hears why."""
+    _reply(
+        ctx,
+        command,
+        "CommandRejected",
+        {
+            "code": "NOT_FOUND",
+            "message": (
+                f"activity {body.get('activity_id') or body['scheduled_event_id']} of workflow "
+                f"{command['workflow_id']} has no pending attempt {body['attempt'] or ''}".rstrip()
+                + " (it completed, timed out or was cancelled, or the run closed)"
+            ),
+        },
+    )
+
+
 def _activity_completed(ctx: Context, command: dict[str, Any], body: dict[str, Any]) -> None:
     pending = _pending_attempt(ctx, command, body)
     if pending is None:
+        _not_pending(ctx, command, body)
         return
     state, activity = pending
+    _reply(ctx, command, "CommandAccepted", {"run_id": state["run_id"]})
     continuation = body.get("continuation")
     if continuation is not None:
         refused = _continuation_refused(state, activity, continuation)
@@ -141,8 +170,10 @@ def _continuation_refused(
 def _activity_failed(ctx: Context, command: dict[str, Any], body: dict[str, Any]) -> None:
     pending = _pending_attempt(ctx, command, body)
     if pending is None:
+        _not_pending(ctx, command, body)
         return
     state, activity = pending
+    _reply(ctx, command, "CommandAccepted", {"run_id": state["run_id"]})
     if body.get("last_heartbeat_details"):
         activity["heartbeat_details"] = body["last_heartbeat_details"]
     _activity_attempt_failed(ctx, state, activity, body["failure"], timeout=False)
@@ -153,8 +184,10 @@ def _activity_failed(ctx: Context, command: dict[str, Any], body: dict[str, Any]
 def _activity_canceled(ctx: Context, command: dict[str, Any], body: dict[str, Any]) -> None:
     pending = _pending_attempt(ctx, command, body)
     if pending is None:
+        _not_pending(ctx, command, body)
         return
     state, activity = pending
+    _reply(ctx, command, "CommandAccepted", {"run_id": state["run_id"]})
     started = emit(
         ctx,
         state,

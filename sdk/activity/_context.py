@@ -387,7 +387,9 @@ class _CompleteAsyncError(BaseException):
 
 def raise_complete_async() -> NoReturn:
     """End the function without completing the activity; it is completed later by
-    another process through the client, using ``info().task_token``."""
+    another process through the client: ``client.get_async_activity_handle(
+    task_token=info().task_token)`` (or by workflow and activity id), then its
+    ``complete``, ``fail``, ``report_cancellation`` or ``heartbeat``."""
     raise _CompleteAsyncError()
 
 

@@ -30,6 +30,11 @@ from ..exceptions import (
     WorkflowUpdateRPCTimeoutOrCancelledError,
 )
 from ..worker import WorkflowHistory
+from ._async_activity import (
+    AsyncActivityCancelledError,
+    AsyncActivityHandle,
+    AsyncActivityIDReference,
+)
 from ._client import DEFAULT_RPC_TIMEOUT, Client
 from ._describe import WorkflowExecutionDescription
 from ._handle import WorkflowHandle
@@ -57,6 +62,9 @@ from ._update import WorkflowUpdateHandle, WorkflowUpdateStage
 
 __all__ = [
     "DEFAULT_RPC_TIMEOUT",
+    "AsyncActivityCancelledError",
+    "AsyncActivityHandle",
+    "AsyncActivityIDReference",
     "CadenzaServiceError",
     "CancelWorkflowInput",
     "Client",

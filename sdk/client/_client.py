@@ -19,6 +19,7 @@ from ..runtime import Runtime
 from ..topics import validate_task_queue
 from ..workflow._definition import _Definition
 from ..workflow._handlers import _SignalDefinition
+from ._async_activity import AsyncActivityHandle, AsyncActivityIDReference
 from ._handle import WorkflowHandle
 from ._interceptor import (
     CountWorkflowsInput,
@@ -622,6 +623,33 @@ class Client:
             first_execution_run_id=first_execution_run_id,
             result_type=result_type,
         )
+
+    def get_async_activity_handle(
+        self,
+        *,
+        workflow_id: str | None = None,
+        run_id: str | None = None,
+        activity_id: str | None = None,
+        task_token: bytes | None = None,
+    ) -> AsyncActivityHandle:
+        """A handle to complete, fail, cancel or heartbeat an activity from outside its
+        worker, after the activity called ``activity.raise_complete_async()``.
+
+        Name it by ``task_token`` (``activity.info().task_token``: that attempt) or
+        by ``workflow_id`` and ``activity_id`` (and ``run_id``, default the latest
+        run: the attempt current when the command arrives).
+
+        Raises:
+            ValueError: Neither (or both) ways of naming it given, or a token that
+                is not a Cadenza task token.
+        """
+        if task_token is not None:
+            if workflow_id is not None or run_id is not None or activity_id is not None:
+                raise ValueError("Give task_token, or workflow_id and activity_id, not both")
+            return AsyncActivityHandle(self, task_token)
+        if workflow_id is None or activity_id is None:
+            raise ValueError("Give task_token, or workflow_id and activity_id")
+        return AsyncActivityHandle(self, AsyncActivityIDReference(workflow_id, run_id, activity_id))
 
     def get_workflow_handle_for(
         self,

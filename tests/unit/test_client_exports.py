@@ -6,6 +6,9 @@ import cadenza.client
 import cadenza.exceptions
 
 EXPECTED = {
+    "AsyncActivityCancelledError",
+    "AsyncActivityHandle",
+    "AsyncActivityIDReference",
     "CancelWorkflowInput",
     "CountWorkflowsInput",
     "DescribeWorkflowInput",
