@@ -30,7 +30,15 @@ from ._wire import expect
 if TYPE_CHECKING:
     from ._client import Client
 
-__all__ = ["AsyncActivityCancelledError", "AsyncActivityHandle", "AsyncActivityIDReference"]
+__all__ = [
+    "AsyncActivityCancelledError",
+    "AsyncActivityHandle",
+    "AsyncActivityIDReference",
+    "CompleteAsyncActivityInput",
+    "FailAsyncActivityInput",
+    "HeartbeatAsyncActivityInput",
+    "ReportCancellationAsyncActivityInput",
+]
 
 
 class AsyncActivityCancelledError(CadenzaError):
@@ -47,6 +55,43 @@ class AsyncActivityIDReference:
     workflow_id: str
     run_id: str | None
     activity_id: str
+
+
+@dataclass
+class HeartbeatAsyncActivityInput:
+    """Input of :meth:`OutboundInterceptor.heartbeat_async_activity`."""
+
+    id_or_token: AsyncActivityIDReference | bytes
+    details: Sequence[Any]
+    rpc_timeout: timedelta | None
+
+
+@dataclass
+class CompleteAsyncActivityInput:
+    """Input of :meth:`OutboundInterceptor.complete_async_activity`."""
+
+    id_or_token: AsyncActivityIDReference | bytes
+    result: Any
+    rpc_timeout: timedelta | None
+
+
+@dataclass
+class FailAsyncActivityInput:
+    """Input of :meth:`OutboundInterceptor.fail_async_activity`."""
+
+    id_or_token: AsyncActivityIDReference | bytes
+    error: Exception
+    last_heartbeat_details: Sequence[Any]
+    rpc_timeout: timedelta | None
+
+
+@dataclass
+class ReportCancellationAsyncActivityInput:
+    """Input of :meth:`OutboundInterceptor.report_cancellation_async_activity`."""
+
+    id_or_token: AsyncActivityIDReference | bytes
+    details: Sequence[Any]
+    rpc_timeout: timedelta | None
 
 
 class AsyncActivityHandle:
@@ -86,8 +131,16 @@ class AsyncActivityHandle:
             AsyncActivityCancelledError: Cancellation was requested, or the attempt
                 is over (completed, timed out, or its run closed).
         """
-        encoded = await self._client.data_converter.encode(list(details))
-        reply = await self._send(ACTIVITY_TASK_HEARTBEAT, {"details": encoded}, rpc_timeout)
+        beat = HeartbeatAsyncActivityInput(self._id_or_token, details, rpc_timeout)
+        outbound = self._client._outbound
+        if outbound is None:
+            await self._heartbeat_now(beat)
+        else:
+            await outbound.heartbeat_async_activity(beat)
+
+    async def _heartbeat_now(self, beat: HeartbeatAsyncActivityInput) -> None:
+        encoded = await self._client.data_converter.encode(list(beat.details))
+        reply = await self._send(ACTIVITY_TASK_HEARTBEAT, {"details": encoded}, beat.rpc_timeout)
         name, body = reply["body"]
         if name == HEARTBEAT_RESPONSE and body.get("cancel_requested"):
             raise AsyncActivityCancelledError()
@@ -98,11 +151,17 @@ class AsyncActivityHandle:
         Raises:
             CadenzaServiceError: NOT_FOUND when no such attempt is pending.
         """
-        payloads = await self._client.data_converter.encode([result])
-        expect(
-            await self._send(ACTIVITY_TASK_COMPLETED, {"result": payloads}, rpc_timeout),
-            "CommandAccepted",
-        )
+        done = CompleteAsyncActivityInput(self._id_or_token, result, rpc_timeout)
+        outbound = self._client._outbound
+        if outbound is None:
+            await self._complete_now(done)
+        else:
+            await outbound.complete_async_activity(done)
+
+    async def _complete_now(self, done: CompleteAsyncActivityInput) -> None:
+        payloads = await self._client.data_converter.encode([done.result])
+        reply = await self._send(ACTIVITY_TASK_COMPLETED, {"result": payloads}, done.rpc_timeout)
+        expect(reply, "CommandAccepted")
 
     async def fail(
         self,
@@ -116,7 +175,17 @@ class AsyncActivityHandle:
         Raises:
             CadenzaServiceError: NOT_FOUND when no such attempt is pending.
         """
-        converter = self._client.data_converter
+        failing = FailAsyncActivityInput(
+            self._id_or_token, error, last_heartbeat_details, rpc_timeout
+        )
+        outbound = self._client._outbound
+        if outbound is None:
+            await self._fail_now(failing)
+        else:
+            await outbound.fail_async_activity(failing)
+
+    async def _fail_now(self, failing: FailAsyncActivityInput) -> None:
+        converter, error = self._client.data_converter, failing.error
         try:
             failure = await converter.encode_failure(error)
         except Exception as exc:
@@ -125,9 +194,10 @@ class AsyncActivityHandle:
             )
         fields = {
             "failure": failure,
-            "last_heartbeat_details": await converter.encode(list(last_heartbeat_details)),
+            "last_heartbeat_details": await converter.encode(list(failing.last_heartbeat_details)),
         }
-        expect(await self._send(ACTIVITY_TASK_FAILED, fields, rpc_timeout), "CommandAccepted")
+        reply = await self._send(ACTIVITY_TASK_FAILED, fields, failing.rpc_timeout)
+        expect(reply, "CommandAccepted")
 
     async def report_cancellation(
         self, *details: Any, rpc_timeout: timedelta | None = None
@@ -137,8 +207,19 @@ class AsyncActivityHandle:
         Raises:
             CadenzaServiceError: NOT_FOUND when no such attempt is pending.
         """
-        fields = {"details": await self._client.data_converter.encode(list(details))}
-        expect(await self._send(ACTIVITY_TASK_CANCELED, fields, rpc_timeout), "CommandAccepted")
+        cancelled = ReportCancellationAsyncActivityInput(self._id_or_token, details, rpc_timeout)
+        outbound = self._client._outbound
+        if outbound is None:
+            await self._report_cancellation_now(cancelled)
+        else:
+            await outbound.report_cancellation_async_activity(cancelled)
+
+    async def _report_cancellation_now(
+        self, cancelled: ReportCancellationAsyncActivityInput
+    ) -> None:
+        fields = {"details": await self._client.data_converter.encode(list(cancelled.details))}
+        reply = await self._send(ACTIVITY_TASK_CANCELED, fields, cancelled.rpc_timeout)
+        expect(reply, "CommandAccepted")
 
     async def _send(
         self, name: str, fields: dict[str, Any], rpc_timeout: timedelta | None

@@ -8,9 +8,9 @@ interceptors read them (``ExecuteWorkflowInput.headers`` and the like). An
 interceptor that is also a ``cadenza.worker.Interceptor`` is used by every
 worker built on the client too, ahead of the worker's own, as in temporalio.
 
-Intercepted: starting (and executing) workflows, signals, queries, updates,
-cancellation, termination, describe, list, count and history reads. Not yet:
-async activity completion (``get_async_activity_handle``).
+Intercepted: every call: starting (and executing) workflows, signals, queries,
+updates, cancellation, termination, describe, list, count, history reads and
+async activity completion.
 """
 
 from __future__ import annotations
@@ -19,6 +19,15 @@ from collections.abc import AsyncIterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import timedelta
 from typing import TYPE_CHECKING, Any
+
+from ._async_activity import (
+    AsyncActivityHandle,
+    AsyncActivityIDReference,
+    CompleteAsyncActivityInput,
+    FailAsyncActivityInput,
+    HeartbeatAsyncActivityInput,
+    ReportCancellationAsyncActivityInput,
+)
 
 if TYPE_CHECKING:
     from ..common._enums import WorkflowIDConflictPolicy, WorkflowIDReusePolicy
@@ -33,13 +42,17 @@ if TYPE_CHECKING:
 
 __all__ = [
     "CancelWorkflowInput",
+    "CompleteAsyncActivityInput",
     "CountWorkflowsInput",
     "DescribeWorkflowInput",
+    "FailAsyncActivityInput",
     "FetchWorkflowHistoryEventsInput",
+    "HeartbeatAsyncActivityInput",
     "Interceptor",
     "ListWorkflowsInput",
     "OutboundInterceptor",
     "QueryWorkflowInput",
+    "ReportCancellationAsyncActivityInput",
     "SignalWorkflowInput",
     "StartWorkflowInput",
     "StartWorkflowUpdateInput",
@@ -234,6 +247,24 @@ class OutboundInterceptor:
         """Called for every ``WorkflowHandle.fetch_history`` and ``fetch_history_events``."""
         return self.next.fetch_workflow_history_events(input)
 
+    async def heartbeat_async_activity(self, input: HeartbeatAsyncActivityInput) -> None:
+        """Called for every ``AsyncActivityHandle.heartbeat``."""
+        await self.next.heartbeat_async_activity(input)
+
+    async def complete_async_activity(self, input: CompleteAsyncActivityInput) -> None:
+        """Called for every ``AsyncActivityHandle.complete``."""
+        await self.next.complete_async_activity(input)
+
+    async def fail_async_activity(self, input: FailAsyncActivityInput) -> None:
+        """Called for every ``AsyncActivityHandle.fail``."""
+        await self.next.fail_async_activity(input)
+
+    async def report_cancellation_async_activity(
+        self, input: ReportCancellationAsyncActivityInput
+    ) -> None:
+        """Called for every ``AsyncActivityHandle.report_cancellation``."""
+        await self.next.report_cancellation_async_activity(input)
+
 
 class _Innermost(OutboundInterceptor):
     """The end of the chain: the client's own calls."""
@@ -274,6 +305,23 @@ class _Innermost(OutboundInterceptor):
         self, input: FetchWorkflowHistoryEventsInput
     ) -> AsyncIterator[Mapping[str, Any]]:
         return self._handle(input.id, input.run_id)._history_events_now(input)
+
+    async def heartbeat_async_activity(self, input: HeartbeatAsyncActivityInput) -> None:
+        await self._activity(input.id_or_token)._heartbeat_now(input)
+
+    async def complete_async_activity(self, input: CompleteAsyncActivityInput) -> None:
+        await self._activity(input.id_or_token)._complete_now(input)
+
+    async def fail_async_activity(self, input: FailAsyncActivityInput) -> None:
+        await self._activity(input.id_or_token)._fail_now(input)
+
+    async def report_cancellation_async_activity(
+        self, input: ReportCancellationAsyncActivityInput
+    ) -> None:
+        await self._activity(input.id_or_token)._report_cancellation_now(input)
+
+    def _activity(self, id_or_token: AsyncActivityIDReference | bytes) -> AsyncActivityHandle:
+        return AsyncActivityHandle(self._client, id_or_token)
 
     def _handle(self, workflow_id: str, run_id: str | None) -> WorkflowHandle[Any, Any]:
         return self._client.get_workflow_handle(workflow_id, run_id=run_id)

@@ -20,7 +20,9 @@ from cadenza._transport import Transport
 from cadenza.client import (
     CadenzaServiceError,
     Client,
+    CompleteAsyncActivityInput,
     CountWorkflowsInput,
+    HeartbeatAsyncActivityInput,
     Interceptor,
     ListWorkflowsInput,
     OutboundInterceptor,
@@ -35,6 +37,7 @@ from cadenza.client import (
 from cadenza.common import SearchAttributeKey
 from cadenza.converter import DataConverter
 from cadenza.exceptions import ApplicationError
+from cadenza.worker._activity_worker import TaskToken
 
 Body = tuple[str, dict[str, Any]]
 DC = DataConverter.default
@@ -735,6 +738,51 @@ def test_list_and_count_go_through_the_client_interceptors() -> None:
     assert queries == ["(WorkflowType = 'X') AND TaskQueue = 'mine'", "TaskQueue = 'mine'"]
     with pytest.raises(TypeError, match="cadenza.client.Interceptor instances"):
         Client(cast(Transport, transport), interceptors=[object()])  # type: ignore[list-item]
+
+
+class _Recording(OutboundInterceptor):
+    async def complete_async_activity(self, input: CompleteAsyncActivityInput) -> None:
+        input.result = f"{input.result} (seen)"
+        await self.next.complete_async_activity(input)
+
+    async def heartbeat_async_activity(self, input: HeartbeatAsyncActivityInput) -> None:
+        input.details = [*input.details, "seen"]
+        await self.next.heartbeat_async_activity(input)
+
+
+class _Record(Interceptor):
+    def intercept_client(self, next: OutboundInterceptor) -> OutboundInterceptor:
+        return _Recording(next)
+
+
+def test_async_activity_completion_goes_through_the_client_interceptors() -> None:
+    def answer(sent: Sent) -> Body:
+        if sent.name == "ActivityTaskHeartbeat":
+            return reply("HeartbeatResponse", {"run_id": "r", "cancel_requested": False})
+        return reply("CommandAccepted", {"run_id": "r"})
+
+    transport = ScriptedTransport(answer)
+    client = Client(cast(Transport, transport), interceptors=[_Record()])
+    token = TaskToken("wf", "r", "act-1", 5, 2).encode()
+    handle = client.get_async_activity_handle(task_token=token)
+    run(handle.heartbeat("half"))
+    run(handle.complete("done"))
+    beat, done = transport.sent
+    assert (beat.workflow_id, beat.run_id) == ("wf", "r")
+    assert [DC.payload_converter.from_payload(p) for p in beat.record["details"]] == [
+        "half",
+        "seen",
+    ]
+    assert {k: done.record[k] for k in ("scheduled_event_id", "attempt", "activity_id")} == {
+        "scheduled_event_id": 5,
+        "attempt": 2,
+        "activity_id": "act-1",
+    }
+    assert DC.payload_converter.from_payload(done.record["result"][0]) == "done (seen)"
+    # By ids: the current attempt (scheduled event id 0, attempt 0).
+    run(client.get_async_activity_handle(workflow_id="wf", activity_id="act-1").complete(1))
+    by_ids = transport.sent[-1]
+    assert (by_ids.record["scheduled_event_id"], by_ids.record["attempt"]) == (0, 0)
 
 
 def test_client_properties() -> None:

@@ -6,6 +6,10 @@ import cadenza.client
 import cadenza.exceptions
 
 EXPECTED = {
+    "CompleteAsyncActivityInput",
+    "FailAsyncActivityInput",
+    "HeartbeatAsyncActivityInput",
+    "ReportCancellationAsyncActivityInput",
     "AsyncActivityCancelledError",
     "AsyncActivityHandle",
     "AsyncActivityIDReference",
