@@ -210,7 +210,8 @@ class WorkflowOutboundInterceptor:
         return await self.next.start_child_workflow(input)
 
     def start_local_activity(self, input: StartLocalActivityInput) -> ActivityHandle[Any]:
-        """Never called by Cadenza yet (no local activities)."""
+        """Called for every ``workflow.start_local_activity()`` and
+        ``execute_local_activity()``."""
         return self.next.start_local_activity(input)
 
 

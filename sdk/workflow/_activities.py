@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Awaitable, Callable, Sequence
 from datetime import timedelta
-from typing import Any, NoReturn, TypedDict, TypeVar, overload
+from typing import Any, TypedDict, TypeVar, overload
 
 from ..activity._definition import _Definition as _ActivityDefinition
 from ..common._retry import RetryPolicy
@@ -323,29 +323,74 @@ async def execute_activity_class(activity: type, *args: Any, **kwargs: Any) -> A
     return await start_activity_class(activity, *args, **kwargs)
 
 
-def _local_activities_unsupported(*_args: Any, **_kwargs: Any) -> NoReturn:
-    raise NotImplementedError(
-        "Local activities are not supported by Cadenza yet; use workflow.execute_activity "
-        "(activities run on activity workers through Kafka)"
+def start_local_activity(
+    activity: Any,
+    arg: Any = _arg_unset,
+    *,
+    args: Sequence[Any] = (),
+    result_type: type | None = None,
+    schedule_to_close_timeout: timedelta | None = None,
+    schedule_to_start_timeout: timedelta | None = None,
+    start_to_close_timeout: timedelta | None = None,
+    retry_policy: RetryPolicy | None = None,
+    local_retry_threshold: timedelta | None = None,
+    cancellation_type: ActivityCancellationType = ActivityCancellationType.TRY_CANCEL,
+    activity_id: str | None = None,
+    summary: str | None = None,
+) -> ActivityHandle[Any]:
+    """Start a local activity: run by the worker that runs this workflow, at once.
+
+    Cadenza runs a local activity as an activity of the workflow's own task queue
+    that this worker starts eagerly (as soon as the workflow task's completion is
+    on Kafka), and whose result continues the workflow on the same worker: no
+    task-queue hop, as with Temporal's local activities. Unlike Temporal's, it is
+    recorded as an activity (``ActivityTaskScheduled`` ... ``ActivityTaskCompleted``,
+    not a marker), its retries go through the engine with the activity's retry
+    policy, and when the worker has no free activity slot it runs on another
+    worker of the queue. The activity must be registered on the workflow's
+    workers.
+
+    Args:
+        activity: An ``@activity.defn`` function (or method) or a type name.
+        arg: The single argument.
+        args: Several arguments (instead of ``arg``).
+        result_type: Type to convert the result to (for activities by name).
+        schedule_to_close_timeout: Limit from scheduling to completion, retries
+            included.
+        schedule_to_start_timeout: Limit from scheduling to a worker starting it.
+        start_to_close_timeout: Limit for one attempt.
+        retry_policy: How failures are retried (default: the engine's).
+        local_retry_threshold: Accepted for Temporal compatibility; ignored
+            (every retry is scheduled by the engine).
+        cancellation_type: What cancelling the handle waits for.
+        activity_id: Explicit id; leave unset unless you need it.
+        summary: One-line summary shown in the UI.
+
+    Returns:
+        The activity's handle; await it for the result.
+    """
+    del local_retry_threshold
+    return _Runtime.current().workflow_start_local_activity(
+        _activity_input(
+            activity,
+            _arg_or_args(arg, args),
+            task_queue=None,
+            result_type=result_type,
+            schedule_to_close_timeout=schedule_to_close_timeout,
+            schedule_to_start_timeout=schedule_to_start_timeout,
+            start_to_close_timeout=start_to_close_timeout,
+            heartbeat_timeout=None,
+            retry_policy=retry_policy,
+            cancellation_type=cancellation_type,
+            activity_id=activity_id,
+            summary=summary,
+        )
     )
 
 
-def start_local_activity(*args: Any, **kwargs: Any) -> NoReturn:
-    """Temporal's local activities. Not supported yet.
-
-    Raises:
-        NotImplementedError: Always.
-    """
-    _local_activities_unsupported(*args, **kwargs)
-
-
-async def execute_local_activity(*args: Any, **kwargs: Any) -> NoReturn:
-    """Temporal's local activities. Not supported yet.
-
-    Raises:
-        NotImplementedError: Always.
-    """
-    _local_activities_unsupported(*args, **kwargs)
+async def execute_local_activity(activity: Any, *args: Any, **kwargs: Any) -> Any:
+    """:func:`start_local_activity` and wait for its result."""
+    return await start_local_activity(activity, *args, **kwargs)
 
 
 start_local_activity_method = start_local_activity

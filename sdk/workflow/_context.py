@@ -237,6 +237,10 @@ class _Runtime(ABC):
     def workflow_start_activity(self, input: StartActivityInput) -> ActivityHandle[Any]:
         """Schedule an activity; the handle resolves with its (converted) result."""
 
+    def workflow_start_local_activity(self, input: StartActivityInput) -> ActivityHandle[Any]:
+        """Schedule a local activity (an eager activity of the workflow's own queue)."""
+        return self.workflow_start_activity(input)
+
     @abstractmethod
     async def workflow_start_child_workflow(
         self, input: StartChildWorkflowInput

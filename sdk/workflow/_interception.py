@@ -11,10 +11,13 @@ from __future__ import annotations
 import inspect
 from collections.abc import Awaitable, Callable, Coroutine, Mapping, Sequence
 from dataclasses import dataclass
+from datetime import timedelta
 from typing import TYPE_CHECKING, Any, NoReturn
 
 from ..common._payload import Payload
+from ..common._retry import RetryPolicy
 from ._context import ContinueAsNewInput, StartActivityInput, StartChildWorkflowInput
+from ._enums import ActivityCancellationType
 from ._handles import ActivityHandle, ChildWorkflowHandle
 from ._info import Info
 
@@ -98,12 +101,20 @@ class SignalExternalWorkflowInput:
 
 @dataclass
 class StartLocalActivityInput:
-    """Input of ``WorkflowOutboundInterceptor.start_local_activity``: never made, as
-    Cadenza has no local activities yet (``workflow.start_local_activity`` raises)."""
+    """Input of ``WorkflowOutboundInterceptor.start_local_activity``."""
 
     activity: str
     args: Sequence[Any]
+    activity_id: str | None
+    schedule_to_close_timeout: timedelta | None
+    schedule_to_start_timeout: timedelta | None
+    start_to_close_timeout: timedelta | None
+    retry_policy: RetryPolicy | None
+    local_retry_threshold: timedelta | None
+    cancellation_type: ActivityCancellationType
     headers: Mapping[str, Payload]
+    summary: str | None
+    ret_type: Any | None
 
 
 class _Inbound:
@@ -174,8 +185,24 @@ class _Outbound:
     ) -> ChildWorkflowHandle[Any, Any]:
         return await self._instance._start_child_workflow(input)
 
-    def start_local_activity(self, input: StartLocalActivityInput) -> NoReturn:
-        raise NotImplementedError("Local activities are not supported by Cadenza yet")
+    def start_local_activity(self, input: StartLocalActivityInput) -> ActivityHandle[Any]:
+        return self._instance._start_activity(
+            StartActivityInput(
+                activity=input.activity,
+                args=input.args,
+                activity_id=input.activity_id,
+                task_queue=None,
+                result_type=input.ret_type,
+                schedule_to_close_timeout=input.schedule_to_close_timeout,
+                schedule_to_start_timeout=input.schedule_to_start_timeout,
+                start_to_close_timeout=input.start_to_close_timeout,
+                heartbeat_timeout=None,
+                retry_policy=input.retry_policy,
+                cancellation_type=input.cancellation_type,
+                summary=input.summary,
+                headers=input.headers,
+            )
+        )
 
 
 class Interception:

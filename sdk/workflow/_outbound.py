@@ -14,7 +14,11 @@ from . import _search
 from ._context import StartActivityInput, StartChildWorkflowInput
 from ._enums import ActivityCancellationType, ChildWorkflowCancellationType, ParentClosePolicy
 from ._handles import ActivityHandle, ChildWorkflowHandle
-from ._interception import SignalChildWorkflowInput, SignalExternalWorkflowInput
+from ._interception import (
+    SignalChildWorkflowInput,
+    SignalExternalWorkflowInput,
+    StartLocalActivityInput,
+)
 from ._loop import DurableTimerHandle
 from ._machines import (
     ActivityState,
@@ -146,6 +150,27 @@ class _Outbound(_State):
         """See :meth:`_Runtime.workflow_start_activity`."""
         if self._interception is not None:
             handle: ActivityHandle[Any] = self._interception.outbound.start_activity(input)
+            return handle
+        return self._start_activity(input)
+
+    def workflow_start_local_activity(self, input: StartActivityInput) -> ActivityHandle[Any]:
+        """See :meth:`_Runtime.workflow_start_local_activity`."""
+        if self._interception is not None:
+            local = StartLocalActivityInput(
+                activity=input.activity,
+                args=input.args,
+                activity_id=input.activity_id,
+                schedule_to_close_timeout=input.schedule_to_close_timeout,
+                schedule_to_start_timeout=input.schedule_to_start_timeout,
+                start_to_close_timeout=input.start_to_close_timeout,
+                retry_policy=input.retry_policy,
+                local_retry_threshold=None,
+                cancellation_type=input.cancellation_type,
+                headers=input.headers,
+                summary=input.summary,
+                ret_type=input.result_type,
+            )
+            handle: ActivityHandle[Any] = self._interception.outbound.start_local_activity(local)
             return handle
         return self._start_activity(input)
 

@@ -294,7 +294,18 @@ class NotedThenWaitsWorkflow(NotedStepsWorkflow):
         return [first, *known]
 
 
+@workflow.defn
+class LocalWorkflow:
+    @workflow.run
+    async def run(self, text: str) -> str:
+        result: str = await workflow.execute_local_activity(
+            echo, text, start_to_close_timeout=timedelta(seconds=10)
+        )
+        return result
+
+
 WORKFLOWS = [
+    LocalWorkflow,
     StepsWorkflow,
     NotedStepsWorkflow,
     NotedThenWaitsWorkflow,
@@ -558,6 +569,29 @@ def test_activities_on_the_workers_own_queue_start_eagerly(
     flags = run_scenario(settings, tmp_path, scenario, task_queues=[QUEUE])
     assert flags == ([False] * 10 if disabled else [True] * 3 + [False] * 7)
     assert _dispatched(settings) == (10 if disabled else 7)
+
+
+def test_a_local_activity_runs_on_the_workflows_worker_at_once(
+    settings: Settings, tmp_path: Path
+) -> None:
+    """Temporal's local activity, as Cadenza runs it: an eager activity of the
+    workflow's own queue, never dispatched through Kafka."""
+
+    async def scenario(client: Client) -> list[bool]:
+        async with worker(client):
+            got = await client.execute_workflow(
+                LocalWorkflow.run, "near", id="local", task_queue=QUEUE
+            )
+        assert got == "near"
+        history = await client.get_workflow_handle("local").fetch_history()
+        return [
+            attributes(e)["eager_execution"]
+            for e in history.events
+            if event_name(e) == "ActivityTaskScheduled"
+        ]
+
+    assert run_scenario(settings, tmp_path, scenario, task_queues=[QUEUE]) == [True]
+    assert _dispatched(settings) == 0
 
 
 # -- continuing the workflow after an eager activity -------------------------------------------

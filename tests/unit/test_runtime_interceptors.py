@@ -21,6 +21,7 @@ from cadenza.worker import (
     Interceptor,
     SignalExternalWorkflowInput,
     StartActivityInput,
+    StartLocalActivityInput,
     WorkflowInboundInterceptor,
     WorkflowInterceptorClassInput,
     WorkflowOutboundInterceptor,
@@ -212,3 +213,41 @@ def test_without_interceptors_nothing_is_in_the_way() -> None:
     [(_, record)] = result.commands
     assert record["header"] == {}
     assert engine.instance is not None and engine.instance._interception is None
+
+
+@workflow.defn
+class Local:
+    @workflow.run
+    async def run(self) -> str:
+        got = await workflow.execute_local_activity(
+            "lookup", "k", start_to_close_timeout=timedelta(seconds=2)
+        )
+        return str(got)
+
+
+class _SeesLocal(WorkflowInboundInterceptor):
+    def init(self, outbound: WorkflowOutboundInterceptor) -> None:
+        super().init(_LocalOutbound(outbound))
+
+
+class _LocalOutbound(WorkflowOutboundInterceptor):
+    def start_local_activity(self, input: StartLocalActivityInput) -> ActivityHandle[Any]:
+        CALLS.append(f"local {input.activity} {list(input.args)}")
+        input.headers = {"trace": TRACE}
+        return self.next.start_local_activity(input)
+
+
+def test_a_local_activity_is_an_activity_of_the_workflows_own_queue() -> None:
+    """Run by the worker at once (eagerly); recorded as an activity."""
+    CALLS.clear()
+    engine = FakeEngine(Local, task_queue="orders", interceptor_classes=[_SeesLocal])
+    result = engine.run_task()
+    [(name, record)] = result.commands
+    assert short(name) == "ScheduleActivityTask"
+    assert record["activity_type"] == "lookup" and record["task_queue"] == "orders"
+    assert record["header"] == {"trace": TRACE}
+    assert CALLS[0] == "local lookup ['k']"
+    engine.complete_activity("1", "v")
+    result = engine.run_task()
+    [(name, record)] = result.commands
+    assert short(name) == "CompleteWorkflowExecution" and value(record["result"]) == "v"

@@ -268,9 +268,9 @@ def test_harmless_calls_work_outside_a_workflow() -> None:
 
 
 def test_unsupported_features_say_so() -> None:
-    with pytest.raises(NotImplementedError, match="Local activities are not supported"):
-        workflow.start_local_activity(charge, "o")
-    with pytest.raises(NotImplementedError, match="Local activities are not supported"):
+    with pytest.raises(RuntimeError, match="Not in workflow event loop"):
+        workflow.start_local_activity(charge, "o", start_to_close_timeout=timedelta(seconds=1))
+    with pytest.raises(RuntimeError, match="Not in workflow event loop"):
         asyncio.run(workflow.execute_local_activity(charge, "o"))
     with pytest.raises(RuntimeError, match="continue_as_new"):
         workflow.ContinueAsNewError()
