@@ -509,11 +509,15 @@ class WorkflowHandle(Generic[SelfType, ReturnType]):
 
     # -- cancel, terminate, describe ---------------------------------------------------
 
-    async def cancel(self, *, rpc_timeout: timedelta | None = None) -> None:
+    async def cancel(self, *, reason: str = "", rpc_timeout: timedelta | None = None) -> None:
         """Ask the workflow to cancel; returns once the engine has recorded the request.
 
         The workflow sees a cancellation and may clean up; :meth:`result` then
         raises ``WorkflowFailureError`` caused by ``CancelledError``.
+
+        Args:
+            reason: Why; recorded in the ``WorkflowExecutionCancelRequested`` event.
+            rpc_timeout: Wait this long (default: the client's ``rpc_timeout``).
 
         Raises:
             CadenzaServiceError: The engine rejected it (NOT_FOUND, ALREADY_CLOSED).
@@ -524,6 +528,7 @@ class WorkflowHandle(Generic[SelfType, ReturnType]):
             run_id=self._run_id,
             first_execution_run_id=self._first_execution_run_id,
             rpc_timeout=rpc_timeout,
+            reason=reason,
         )
         outbound = self._client._outbound
         if outbound is None:
@@ -532,7 +537,7 @@ class WorkflowHandle(Generic[SelfType, ReturnType]):
             await outbound.cancel_workflow(cancelling)
 
     async def _cancel_now(self, cancelling: CancelWorkflowInput) -> None:
-        body = {"reason": "", "request_id": new_id(), "external": None}
+        body = {"reason": cancelling.reason, "request_id": new_id(), "external": None}
         reply = await self._client._request(
             cancelling.id,
             (COMMAND + "RequestCancelWorkflow", body),

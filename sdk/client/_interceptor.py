@@ -146,6 +146,7 @@ class CancelWorkflowInput:
     run_id: str | None
     first_execution_run_id: str | None
     rpc_timeout: timedelta | None
+    reason: str = ""
 
 
 @dataclass

@@ -37,6 +37,7 @@ from ._interceptor import (
     WorkflowOutboundInterceptor,
 )
 from ._replayer import Replayer, WorkflowReplayResult, WorkflowReplayResults
+from ._runners import SandboxedWorkflowRunner, UnsandboxedWorkflowRunner, WorkflowRunner
 from ._shared import WorkerClient
 from ._worker import Worker, WorkerConfig
 
@@ -51,11 +52,13 @@ __all__ = [
     "HandleUpdateInput",
     "Interceptor",
     "Replayer",
+    "SandboxedWorkflowRunner",
     "SignalChildWorkflowInput",
     "SignalExternalWorkflowInput",
     "StartActivityInput",
     "StartChildWorkflowInput",
     "StartLocalActivityInput",
+    "UnsandboxedWorkflowRunner",
     "Worker",
     "WorkerClient",
     "WorkerConfig",
@@ -65,4 +68,5 @@ __all__ = [
     "WorkflowOutboundInterceptor",
     "WorkflowReplayResult",
     "WorkflowReplayResults",
+    "WorkflowRunner",
 ]

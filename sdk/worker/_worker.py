@@ -32,6 +32,7 @@ from ._activity_worker import ActivityWorker
 from ._interceptor import Interceptor, workflow_interceptor_classes
 from ._metrics import WorkerMetrics, runtime_of, worker_metrics
 from ._rate import StartRate
+from ._runners import WorkflowRunner
 from ._shared import WorkerClient
 from ._threads import LoopThreads
 from ._workflow_worker import WorkflowWorker
@@ -72,6 +73,9 @@ class WorkerConfig(TypedDict, total=False):
     debug_mode: bool
     disable_eager_activity_execution: bool
     on_fatal_error: Callable[[BaseException], Awaitable[None]] | None
+    max_concurrent_local_activities: int | None
+    workflow_runner: WorkflowRunner | None
+    unsandboxed_workflow_runner: WorkflowRunner | None
 
 
 class Worker:
@@ -117,6 +121,9 @@ class Worker:
         debug_mode: bool = False,
         disable_eager_activity_execution: bool = False,
         on_fatal_error: Callable[[BaseException], Awaitable[None]] | None = None,
+        max_concurrent_local_activities: int | None = None,
+        workflow_runner: WorkflowRunner | None = None,
+        unsandboxed_workflow_runner: WorkflowRunner | None = None,
     ) -> None:
         """Create a worker; it does nothing until started.
 
@@ -181,6 +188,13 @@ class Worker:
                 activity-tasks topic and back: one engine round trip less.
             on_fatal_error: Awaited with the error when the worker fails
                 fatally (before it shuts down).
+            max_concurrent_local_activities: Accepted for temporalio
+                compatibility: local activities run as this worker's eager
+                activities, in its ``max_concurrent_activities`` slots.
+            workflow_runner: Accepted for temporalio compatibility (a
+                :class:`WorkflowRunner`): Cadenza runs workflow code without a
+                sandbox, always (see ``cadenza.worker._runners``).
+            unsandboxed_workflow_runner: The same.
 
         Raises:
             ValueError: No workflows and no activities, a duplicate name, a sync
@@ -190,6 +204,18 @@ class Worker:
             NotImplementedError: An option Cadenza does not support yet was set.
         """
         validate_task_queue(task_queue)
+        for option, runner in (
+            ("workflow_runner", workflow_runner),
+            ("unsandboxed_workflow_runner", unsandboxed_workflow_runner),
+        ):
+            if runner is not None and not isinstance(runner, WorkflowRunner):
+                raise TypeError(
+                    f"{option} must be a cadenza.worker.WorkflowRunner "
+                    f"(UnsandboxedWorkflowRunner or SandboxedWorkflowRunner), "
+                    f"not {type(runner).__name__}"
+                )
+        if max_concurrent_local_activities is not None and max_concurrent_local_activities < 1:
+            raise ValueError("max_concurrent_local_activities must be at least 1")
         if not activities and not workflows:
             raise ValueError("At least one activity or workflow must be specified")
         # As in temporalio, the client's interceptors that are also worker interceptors
@@ -295,6 +321,9 @@ class Worker:
             "debug_mode": debug_mode,
             "disable_eager_activity_execution": disable_eager_activity_execution,
             "on_fatal_error": on_fatal_error,
+            "max_concurrent_local_activities": max_concurrent_local_activities,
+            "workflow_runner": workflow_runner,
+            "unsandboxed_workflow_runner": unsandboxed_workflow_runner,
         }
         self._disable_eager_activities = disable_eager_activity_execution
         self._identity = identity or client.identity

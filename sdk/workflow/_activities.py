@@ -388,9 +388,36 @@ def start_local_activity(
     )
 
 
-async def execute_local_activity(activity: Any, *args: Any, **kwargs: Any) -> Any:
+async def execute_local_activity(
+    activity: Any,
+    arg: Any = _arg_unset,
+    *,
+    args: Sequence[Any] = (),
+    result_type: type | None = None,
+    schedule_to_close_timeout: timedelta | None = None,
+    schedule_to_start_timeout: timedelta | None = None,
+    start_to_close_timeout: timedelta | None = None,
+    retry_policy: RetryPolicy | None = None,
+    local_retry_threshold: timedelta | None = None,
+    cancellation_type: ActivityCancellationType = ActivityCancellationType.TRY_CANCEL,
+    activity_id: str | None = None,
+    summary: str | None = None,
+) -> Any:
     """:func:`start_local_activity` and wait for its result."""
-    return await start_local_activity(activity, *args, **kwargs)
+    return await start_local_activity(
+        activity,
+        arg,
+        args=args,
+        result_type=result_type,
+        schedule_to_close_timeout=schedule_to_close_timeout,
+        schedule_to_start_timeout=schedule_to_start_timeout,
+        start_to_close_timeout=start_to_close_timeout,
+        retry_policy=retry_policy,
+        local_retry_threshold=local_retry_threshold,
+        cancellation_type=cancellation_type,
+        activity_id=activity_id,
+        summary=summary,
+    )
 
 
 start_local_activity_method = start_local_activity

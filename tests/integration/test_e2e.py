@@ -192,10 +192,16 @@ def test_workflows_end_to_end(settings: Settings, engine: None) -> None:
 
             # Cancel and terminate.
             cancelled = await client.start_workflow(Forever.run, id="cancel-me", task_queue="e2e")
-            await cancelled.cancel()
+            await cancelled.cancel(reason="not needed any more")
             with pytest.raises(WorkflowFailureError) as err:
                 await cancelled.result()
             assert isinstance(err.value.cause, CancelledError)
+            requested = [
+                e["attributes"][1]
+                for e in (await cancelled.fetch_history()).events
+                if e["attributes"][0].endswith("WorkflowExecutionCancelRequested")
+            ]
+            assert [r["reason"] for r in requested] == ["not needed any more"]
             terminated = await client.start_workflow(Forever.run, id="end-me", task_queue="e2e")
             await terminated.terminate(reason="done here")
             with pytest.raises(WorkflowFailureError) as err:

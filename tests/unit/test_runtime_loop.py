@@ -175,6 +175,9 @@ def test_worker_package_exports_and_examples() -> None:
         "WorkflowInboundInterceptor",
         "WorkflowInterceptorClassInput",
         "WorkflowOutboundInterceptor",
+        "SandboxedWorkflowRunner",
+        "UnsandboxedWorkflowRunner",
+        "WorkflowRunner",
     }
     assert set(cadenza.worker.__all__) == interception | {
         "Replayer",

@@ -108,6 +108,30 @@ def test_bad_task_queue_and_options() -> None:
     Worker(FakeClient(), task_queue="q", activities=[greet], max_activities_per_second=0.5)
 
 
+def test_temporalio_runner_options_are_accepted() -> None:
+    """Temporal worker code passes a runner (Cadenza has no sandbox: both mean the same)."""
+    from cadenza.worker import SandboxedWorkflowRunner, UnsandboxedWorkflowRunner
+
+    for runner in (UnsandboxedWorkflowRunner(), SandboxedWorkflowRunner(restrictions=None)):
+        worker = Worker(
+            FakeClient(),
+            task_queue="q",
+            workflows=[GreetingWorkflow],
+            workflow_runner=runner,
+            max_concurrent_local_activities=5,
+        )
+        assert worker.config()["workflow_runner"] is runner
+    with pytest.raises(TypeError, match="cadenza.worker.WorkflowRunner"):
+        Worker(FakeClient(), task_queue="q", workflows=[GreetingWorkflow], workflow_runner=object())  # type: ignore[arg-type]
+    with pytest.raises(ValueError, match="max_concurrent_local_activities"):
+        Worker(
+            FakeClient(),
+            task_queue="q",
+            workflows=[GreetingWorkflow],
+            max_concurrent_local_activities=0,
+        )
+
+
 def test_defaults_and_config() -> None:
     client = FakeClient()
     worker = Worker(client, task_queue="q", workflows=[GreetingWorkflow], activities=[greet])
