@@ -116,6 +116,42 @@ class StartLocalActivityInput:
     summary: str | None
     ret_type: Any | None
 
+    @staticmethod
+    def of(start: StartActivityInput) -> StartLocalActivityInput:
+        """The local activity ``workflow.start_local_activity`` asked for."""
+        return StartLocalActivityInput(
+            activity=start.activity,
+            args=start.args,
+            activity_id=start.activity_id,
+            schedule_to_close_timeout=start.schedule_to_close_timeout,
+            schedule_to_start_timeout=start.schedule_to_start_timeout,
+            start_to_close_timeout=start.start_to_close_timeout,
+            retry_policy=start.retry_policy,
+            local_retry_threshold=None,
+            cancellation_type=start.cancellation_type,
+            headers=start.headers,
+            summary=start.summary,
+            ret_type=start.result_type,
+        )
+
+    def as_activity(self) -> StartActivityInput:
+        """The activity of the workflow's own queue that Cadenza runs it as."""
+        return StartActivityInput(
+            activity=self.activity,
+            args=self.args,
+            activity_id=self.activity_id,
+            task_queue=None,
+            result_type=self.ret_type,
+            schedule_to_close_timeout=self.schedule_to_close_timeout,
+            schedule_to_start_timeout=self.schedule_to_start_timeout,
+            start_to_close_timeout=self.start_to_close_timeout,
+            heartbeat_timeout=None,
+            retry_policy=self.retry_policy,
+            cancellation_type=self.cancellation_type,
+            summary=self.summary,
+            headers=self.headers,
+        )
+
 
 class _Inbound:
     """The innermost inbound link: runs the workflow's own code."""
@@ -186,23 +222,7 @@ class _Outbound:
         return await self._instance._start_child_workflow(input)
 
     def start_local_activity(self, input: StartLocalActivityInput) -> ActivityHandle[Any]:
-        return self._instance._start_activity(
-            StartActivityInput(
-                activity=input.activity,
-                args=input.args,
-                activity_id=input.activity_id,
-                task_queue=None,
-                result_type=input.ret_type,
-                schedule_to_close_timeout=input.schedule_to_close_timeout,
-                schedule_to_start_timeout=input.schedule_to_start_timeout,
-                start_to_close_timeout=input.start_to_close_timeout,
-                heartbeat_timeout=None,
-                retry_policy=input.retry_policy,
-                cancellation_type=input.cancellation_type,
-                summary=input.summary,
-                headers=input.headers,
-            )
-        )
+        return self._instance._start_activity(input.as_activity())
 
 
 class Interception:

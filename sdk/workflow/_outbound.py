@@ -156,20 +156,7 @@ class _Outbound(_State):
     def workflow_start_local_activity(self, input: StartActivityInput) -> ActivityHandle[Any]:
         """See :meth:`_Runtime.workflow_start_local_activity`."""
         if self._interception is not None:
-            local = StartLocalActivityInput(
-                activity=input.activity,
-                args=input.args,
-                activity_id=input.activity_id,
-                schedule_to_close_timeout=input.schedule_to_close_timeout,
-                schedule_to_start_timeout=input.schedule_to_start_timeout,
-                start_to_close_timeout=input.start_to_close_timeout,
-                retry_policy=input.retry_policy,
-                local_retry_threshold=None,
-                cancellation_type=input.cancellation_type,
-                headers=input.headers,
-                summary=input.summary,
-                ret_type=input.result_type,
-            )
+            local = StartLocalActivityInput.of(input)
             handle: ActivityHandle[Any] = self._interception.outbound.start_local_activity(local)
             return handle
         return self._start_activity(input)
