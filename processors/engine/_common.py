@@ -19,8 +19,8 @@ STICKY_CACHE_MISS = "STICKY_CACHE_MISS"
 UNHANDLED_COMMAND = "UNHANDLED_COMMAND"
 _MAX_TASK_BACKOFF_MS = 60_000
 MAX_RETRY_TASK_TIMEOUT_MS = 600_000
-_ENDS_A_RUN_FROM_OUTSIDE = frozenset({"WorkflowExecutionTerminated", "WorkflowExecutionTimedOut"})
 """The longest start-to-close timeout a retried workflow task grows to (10 minutes)."""
+_ENDS_A_RUN_FROM_OUTSIDE = frozenset({"WorkflowExecutionTerminated", "WorkflowExecutionTimedOut"})
 _RUN_ID_NAMESPACE = uuid.UUID("7b0c1f5e-6a3d-4c59-9d3e-3f0b8a2c1d10")
 _RUN_ID_PREFIX = _RUN_ID_NAMESPACE.bytes
 _sha1 = hashlib.sha1
@@ -107,7 +107,7 @@ def emit(
     event ends the run from outside (a termination, a timeout), which drops the
     task, as Temporal does."""
     task = state["workflow_task"]
-    if task is not None and task["scheduled_event_id"] == state["next_event_id"]:
+    if is_transient(state, task):
         if name in _ENDS_A_RUN_FROM_OUTSIDE:
             state["workflow_task"] = None
         else:
@@ -320,6 +320,14 @@ def is_transient(state: State, task: dict[str, Any] | None) -> bool:
     out (a signal, say), since the worker holds their ids.
     """
     return task is not None and task["scheduled_event_id"] == state["next_event_id"]
+
+
+def drop_transient_task(state: State) -> None:
+    """A transient task failed or timed out: forget it, with nothing written (its first
+    attempt's failure is in history), and the worker's cache with it, as the
+    ``WorkflowTaskFailed`` and ``WorkflowTaskTimedOut`` appliers do."""
+    state["workflow_task"] = None
+    state["worker_seen_event_id"] = 0
 
 
 def _transient_events(state: State, task: dict[str, Any]) -> list[Event]:

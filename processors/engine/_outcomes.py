@@ -17,6 +17,7 @@ from ._common import (
     _send_activity_task,
     _send_workflow_task,
     _timeout_failure,
+    drop_transient_task,
     emit,
     is_transient,
     schedule_workflow_task,
@@ -411,10 +412,7 @@ def _wft_timeout(ctx: Context, state: State, ref: int, attempt: int, due: int) -
     if task["started_time_ms"] + task["timeout_ms"] > ctx.now_ms:
         return False
     if is_transient(state, task):
-        # Nothing written for a transient task (as for its failure): the next
-        # attempt is transient too.
-        state["workflow_task"] = None
-        state["worker_seen_event_id"] = 0
+        drop_transient_task(state)  # the next attempt is transient too
     else:
         emit(
             ctx,

@@ -20,6 +20,7 @@ from ._common import (
     _running_or_none,
     _send_activity_task,
     _send_workflow_task,
+    drop_transient_task,
     emit,
     is_transient,
     retry_delay_ms,
@@ -157,10 +158,7 @@ def _task_failed(ctx: Context, command: dict[str, Any], body: dict[str, Any]) ->
             },
         )
     else:
-        # A transient task fails with nothing written: history shows the first
-        # failure, state counts the attempts.
-        state["workflow_task"] = None
-        state["worker_seen_event_id"] = 0
+        drop_transient_task(state)  # history shows the first failure; state the attempts
     _retry_task_later(ctx, state, task["attempt"])
     ctx.put(state)
 
