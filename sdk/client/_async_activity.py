@@ -132,11 +132,7 @@ class AsyncActivityHandle:
                 is over (completed, timed out, or its run closed).
         """
         beat = HeartbeatAsyncActivityInput(self._id_or_token, details, rpc_timeout)
-        outbound = self._client._outbound
-        if outbound is None:
-            await self._heartbeat_now(beat)
-        else:
-            await outbound.heartbeat_async_activity(beat)
+        await self._client._outbound.heartbeat_async_activity(beat)
 
     async def _heartbeat_now(self, beat: HeartbeatAsyncActivityInput) -> None:
         encoded = await self._client.data_converter.encode(list(beat.details))
@@ -152,11 +148,7 @@ class AsyncActivityHandle:
             CadenzaServiceError: NOT_FOUND when no such attempt is pending.
         """
         done = CompleteAsyncActivityInput(self._id_or_token, result, rpc_timeout)
-        outbound = self._client._outbound
-        if outbound is None:
-            await self._complete_now(done)
-        else:
-            await outbound.complete_async_activity(done)
+        await self._client._outbound.complete_async_activity(done)
 
     async def _complete_now(self, done: CompleteAsyncActivityInput) -> None:
         payloads = await self._client.data_converter.encode([done.result])
@@ -178,11 +170,7 @@ class AsyncActivityHandle:
         failing = FailAsyncActivityInput(
             self._id_or_token, error, last_heartbeat_details, rpc_timeout
         )
-        outbound = self._client._outbound
-        if outbound is None:
-            await self._fail_now(failing)
-        else:
-            await outbound.fail_async_activity(failing)
+        await self._client._outbound.fail_async_activity(failing)
 
     async def _fail_now(self, failing: FailAsyncActivityInput) -> None:
         converter, error = self._client.data_converter, failing.error
@@ -208,11 +196,7 @@ class AsyncActivityHandle:
             CadenzaServiceError: NOT_FOUND when no such attempt is pending.
         """
         cancelled = ReportCancellationAsyncActivityInput(self._id_or_token, details, rpc_timeout)
-        outbound = self._client._outbound
-        if outbound is None:
-            await self._report_cancellation_now(cancelled)
-        else:
-            await outbound.report_cancellation_async_activity(cancelled)
+        await self._client._outbound.report_cancellation_async_activity(cancelled)
 
     async def _report_cancellation_now(
         self, cancelled: ReportCancellationAsyncActivityInput

@@ -88,10 +88,8 @@ class Client:
         self._rpc_timeout = rpc_timeout
         self._owns_transport = owns_transport
         self._interceptors = list(interceptors)
-        self._outbound: OutboundInterceptor | None = (
-            outbound_chain(self, self._interceptors) if self._interceptors else None
-        )
-        """The interceptors' chain; None without any (the calls go straight through)."""
+        self._outbound: OutboundInterceptor = outbound_chain(self, self._interceptors)
+        """Every call goes through it: the interceptors, then the client's own code."""
 
     @classmethod
     async def connect(
@@ -418,8 +416,6 @@ class Client:
             request_eager_start=request_eager_start,
             result_reply_to=result_reply_to,
         )
-        if self._outbound is None:
-            return await self._start_workflow_now(start)
         return await self._outbound.start_workflow(start)
 
     async def _start_workflow_now(self, start: StartWorkflowInput) -> WorkflowHandle[Any, Any]:
@@ -718,8 +714,6 @@ class Client:
             rpc_timeout=rpc_timeout,
             limit=limit,
         )
-        if self._outbound is None:
-            return self._list_workflows_now(listing)
         return self._outbound.list_workflows(listing)
 
     def _list_workflows_now(self, listing: ListWorkflowsInput) -> WorkflowExecutionAsyncIterator:
@@ -756,8 +750,6 @@ class Client:
                 not running.
         """
         counting = CountWorkflowsInput(query=query, rpc_timeout=rpc_timeout)
-        if self._outbound is None:
-            return await self._count_workflows_now(counting)
         return await self._outbound.count_workflows(counting)
 
     async def _count_workflows_now(self, counting: CountWorkflowsInput) -> WorkflowExecutionCount:

@@ -193,11 +193,7 @@ class WorkflowHandle(Generic[SelfType, ReturnType]):
             headers={},
             rpc_timeout=rpc_timeout,
         )
-        outbound = self._client._outbound
-        if outbound is None:
-            await self._signal_now(signalling)
-        else:
-            await outbound.signal_workflow(signalling)
+        await self._client._outbound.signal_workflow(signalling)
 
     async def _signal_now(self, signalling: SignalWorkflowInput) -> None:
         body: dict[str, Any] = {
@@ -291,10 +287,7 @@ class WorkflowHandle(Generic[SelfType, ReturnType]):
             ret_type=result_type or hinted,
             rpc_timeout=rpc_timeout,
         )
-        outbound = self._client._outbound
-        if outbound is None:
-            return await self._query_now(asking)
-        return await outbound.query_workflow(asking)
+        return await self._client._outbound.query_workflow(asking)
 
     async def _query_now(self, asking: QueryWorkflowInput) -> Any:
         converter = self._client.data_converter
@@ -469,10 +462,7 @@ class WorkflowHandle(Generic[SelfType, ReturnType]):
             ret_type=result_type or hinted,
             rpc_timeout=rpc_timeout,
         )
-        outbound = self._client._outbound
-        if outbound is None:
-            return await self._start_update_now(updating)
-        return await outbound.start_workflow_update(updating)
+        return await self._client._outbound.start_workflow_update(updating)
 
     async def _start_update_now(
         self, updating: StartWorkflowUpdateInput
@@ -530,11 +520,7 @@ class WorkflowHandle(Generic[SelfType, ReturnType]):
             rpc_timeout=rpc_timeout,
             reason=reason,
         )
-        outbound = self._client._outbound
-        if outbound is None:
-            await self._cancel_now(cancelling)
-        else:
-            await outbound.cancel_workflow(cancelling)
+        await self._client._outbound.cancel_workflow(cancelling)
 
     async def _cancel_now(self, cancelling: CancelWorkflowInput) -> None:
         body = {"reason": cancelling.reason, "request_id": new_id(), "external": None}
@@ -568,11 +554,7 @@ class WorkflowHandle(Generic[SelfType, ReturnType]):
             reason=reason,
             rpc_timeout=rpc_timeout,
         )
-        outbound = self._client._outbound
-        if outbound is None:
-            await self._terminate_now(terminating)
-        else:
-            await outbound.terminate_workflow(terminating)
+        await self._client._outbound.terminate_workflow(terminating)
 
     async def _terminate_now(self, terminating: TerminateWorkflowInput) -> None:
         body = {
@@ -599,10 +581,7 @@ class WorkflowHandle(Generic[SelfType, ReturnType]):
         describing = DescribeWorkflowInput(
             id=self._id, run_id=self._run_id, rpc_timeout=rpc_timeout
         )
-        outbound = self._client._outbound
-        if outbound is None:
-            return await self._describe_now(describing)
-        return await outbound.describe_workflow(describing)
+        return await self._client._outbound.describe_workflow(describing)
 
     async def _describe_now(
         self, describing: DescribeWorkflowInput
@@ -658,10 +637,7 @@ class WorkflowHandle(Generic[SelfType, ReturnType]):
         reading = FetchWorkflowHistoryEventsInput(
             id=self._id, run_id=self._run_id, rpc_timeout=rpc_timeout
         )
-        outbound = self._client._outbound
-        if outbound is None:
-            return self._history_events_now(reading)
-        return outbound.fetch_workflow_history_events(reading)
+        return self._client._outbound.fetch_workflow_history_events(reading)
 
     async def _history_events_now(
         self, reading: FetchWorkflowHistoryEventsInput

@@ -329,7 +329,8 @@ class _Innermost(OutboundInterceptor):
 
 
 def outbound_chain(client: Client, interceptors: Sequence[Interceptor]) -> OutboundInterceptor:
-    """The client's calls through ``interceptors`` (the first outermost)."""
+    """The client's calls through ``interceptors`` (the first outermost); without any,
+    the client's own code (one call more per call: nothing is measurable)."""
     for interceptor in interceptors:
         if not isinstance(interceptor, Interceptor):
             raise TypeError(
