@@ -421,20 +421,26 @@ class _InnermostActivity(ActivityInboundInterceptor):
     async def execute_activity(self, input: ExecuteActivityInput) -> Any:
         if input.executor is None:
             return await input.fn(*input.args)
-        canceller = self._running.canceller
-        assert canceller is not None
-        fn, args = input.fn, input.args
-
-        def invoke() -> Any:
-            canceller.started()
-            try:
-                return fn(*args)
-            finally:
-                canceller.finished()
-
+        assert self._running.canceller is not None
+        invoke = _cancellable(self._running.canceller, input.fn, input.args)
         thread_context = contextvars.copy_context()  # holds the activity context
         loop = asyncio.get_running_loop()
         return await loop.run_in_executor(input.executor, thread_context.run, invoke)
+
+
+def _cancellable(
+    canceller: _ThreadCanceller, fn: Callable[..., Any], args: Sequence[Any]
+) -> Callable[[], Any]:
+    """``fn(*args)`` for a worker thread, where a cancellation can interrupt it."""
+
+    def invoke() -> Any:
+        canceller.started()
+        try:
+            return fn(*args)
+        finally:
+            canceller.finished()
+
+    return invoke
 
 
 class _ActivityOutbound(ActivityOutboundInterceptor):
@@ -819,38 +825,23 @@ class ActivityWorker:
             ) from err
 
     async def _run_async(self, running: _Running, args: Sequence[Any]) -> Any:
-        context, fn = running.context, running.definition.fn
         if self._interceptors:
             return await self._run_intercepted(running, args, None)
-
-        async def invoke() -> Any:
-            _Context.set(context)  # in the task's own copy of the context
-            return await fn(*args)
-
-        running.run_task = asyncio.get_running_loop().create_task(invoke())
-        if context.cancelled_event.is_set():  # cancelled while its arguments were decoded
-            running.run_task.cancel()
-        return await self._wait(running, running.run_task)
+        fn = running.definition.fn
+        return await self._run_in_task(running, lambda: fn(*args))
 
     async def _run_sync(self, running: _Running, args: Sequence[Any]) -> Any:
         if self._executor is None:  # checked when the worker was built
             raise RuntimeError("No activity_executor for a sync activity")
-        context, fn, canceller = running.context, running.definition.fn, running.canceller
-        assert canceller is not None
         if self._interceptors:
             return await self._run_intercepted(running, args, self._executor)
-
-        def invoke() -> Any:
-            canceller.started()
-            try:
-                return fn(*args)
-            finally:
-                canceller.finished()
-
+        assert running.canceller is not None
         thread_context = contextvars.copy_context()
-        thread_context.run(_Context.set, context)
+        thread_context.run(_Context.set, running.context)
         future = asyncio.get_running_loop().run_in_executor(
-            self._executor, thread_context.run, invoke
+            self._executor,
+            thread_context.run,
+            _cancellable(running.canceller, running.definition.fn, args),
         )
         running.run_task = future
         return await self._wait(running, future)
@@ -864,7 +855,6 @@ class ActivityWorker:
         """Run the attempt through the interceptors' chain, in a task of its own that
         holds the activity context (the chain runs on the event loop; the innermost
         link runs a sync activity in ``executor``, as without interceptors)."""
-        context = running.context
         inbound: ActivityInboundInterceptor = _InnermostActivity(running)
         for interceptor in reversed(self._interceptors):
             inbound = interceptor.intercept_activity(inbound)
@@ -875,10 +865,20 @@ class ActivityWorker:
             headers=running.task.get("header") or {},
         )
 
+        def chain() -> Awaitable[Any]:
+            inbound.init(_ActivityOutbound(running.context))
+            return inbound.execute_activity(execute)
+
+        return await self._run_in_task(running, chain)
+
+    async def _run_in_task(self, running: _Running, call: Callable[[], Awaitable[Any]]) -> Any:
+        """Await ``call()`` in a task of its own that holds the attempt's activity
+        context; cancelling the attempt cancels the task."""
+        context = running.context
+
         async def invoke() -> Any:
             _Context.set(context)  # in the task's own copy of the context
-            inbound.init(_ActivityOutbound(context))
-            return await inbound.execute_activity(execute)
+            return await call()
 
         running.run_task = asyncio.get_running_loop().create_task(invoke())
         if context.cancelled_event.is_set():  # cancelled while its arguments were decoded

@@ -144,6 +144,8 @@ class Worker:
                 with the worker.
             interceptors: Worker interceptors (:class:`Interceptor`), outermost
                 first: they wrap each activity attempt and each workflow instance.
+                The client's interceptors that are also worker interceptors come
+                first, by themselves: do not list them here again.
             build_id: Identifies this worker's code; sent as each workflow task
                 completion's ``binary_checksum``.
             identity: Identity sent with each completion; default the client's.

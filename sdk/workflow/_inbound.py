@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import contextvars
+import functools
 import inspect
 import logging
 from collections.abc import Callable, Mapping, Sequence
@@ -103,19 +104,20 @@ class _Inbound(_State):
             return
         info = UpdateInfo(id=update_id, name=name)
         interception = self._interception
-        update = HandleUpdateInput(
-            id=update_id, update=name, args=args, headers=request.get("header") or {}
-        )
+        update = None
         validator = defn.bind_validator(self._object)
+        check = None if validator is None else functools.partial(validator, *args)
         if interception is not None:
-            validator = interception.inbound.handle_update_validator
-            args = [update]  # the chain gets the input; its innermost link the arguments
-        if validate and validator is not None:
+            headers = request.get("header") or {}
+            update = HandleUpdateInput(id=update_id, update=name, args=args, headers=headers)
+            # The chain runs even without a validator: its innermost link has none to call.
+            check = functools.partial(interception.inbound.handle_update_validator, update)
+        if validate and check is not None:
             context = contextvars.copy_context()
             context.run(_set_current_update_info, info)
             try:
                 with self._read_only_block():
-                    context.run(validator, *args)
+                    context.run(check)
             except Exception as err:
                 self._reject_update(update_id, err)
                 return
@@ -126,7 +128,7 @@ class _Inbound(_State):
 
         async def run() -> None:
             try:
-                if interception is not None:
+                if interception is not None and update is not None:
                     result = await interception.inbound.handle_update_handler(update)
                 else:
                     result = fn(*args)
